@@ -1,0 +1,383 @@
+"""The domain model shared by every part of Continuum.
+
+A *run* is a bounded sequence of *rounds*. The engine (``core.engine``) turns a
+:class:`RunSpec` into a stream of :data:`Event` objects; the UI, the command
+line, the store and the batch runner all consume the same events. A finished
+(or interrupted) run is a :class:`RunResult`, whose :meth:`RunResult.to_dict`
+is the JSON transcript documented in the README.
+
+Nothing here does I/O, and nothing here ever holds an API key.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+# Why a run stopped. DESIGN §2.
+StopReason = Literal[
+    "finished",
+    "max_rounds",
+    "target_reached",
+    "context_exhausted",
+    "no_progress",
+    "repetition",
+    "cost_limit",
+    "cancelled",
+    "error",
+]
+STOP_REASONS: tuple[str, ...] = (
+    "finished",
+    "max_rounds",
+    "target_reached",
+    "context_exhausted",
+    "no_progress",
+    "repetition",
+    "cost_limit",
+    "cancelled",
+    "error",
+)
+
+# Strategies, one class each in core.strategies.
+StrategyName = Literal["prefill", "vllm", "prefix", "completions", "instruction"]
+STRATEGIES: tuple[str, ...] = ("prefill", "vllm", "prefix", "completions", "instruction")
+
+# finish_reason values that mean "the round was cut, continue".
+TRUNCATED_FINISH_REASONS = frozenset({"length", "max_tokens", "model_context_window_exceeded"})
+
+DeltaKind = Literal["content", "reasoning"]
+
+
+@dataclass(frozen=True)
+class Prices:
+    """USD per million tokens."""
+
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+    cached_input_per_mtok: float | None = None
+
+
+@dataclass
+class RunSpec:
+    """Everything needed to start or resume a run. Never the API key.
+
+    ``messages`` are OpenAI chat messages (``{"role": ..., "content": ...}``)
+    without the answer; the engine appends the continuation itself.
+    """
+
+    messages: list[dict[str, Any]]
+    provider: str = "demo"
+    base_url: str = ""
+    model: str = "demo"
+    max_tokens: int = 1024  # per round, before the budget clamps it
+    max_rounds: int = 20
+    target_tokens: int | None = None  # stop once this many output tokens exist
+    cost_limit: float | None = None  # USD
+    context_window: int | None = None  # None: from metadata/presets, else unknown
+    output_cap: int | None = None  # the provider's per-request output cap
+    strategy: str = "prefill"
+    template: str | None = None  # completions strategy: a template name or Jinja text
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    prices: Prices | None = None
+    api_key_env: str | None = None  # the *name* of the variable holding the key
+    reasoning: Literal["separate", "drop"] = "separate"
+    extra_body: dict[str, Any] = field(default_factory=dict)  # sent as-is with every request
+    title: str = ""  # a short human name for the run (downloads are named after it)
+
+    @property
+    def prompt(self) -> str:
+        """The last user message, for lists and titles."""
+        for message in reversed(self.messages):
+            if message.get("role") == "user":
+                return str(message.get("content") or "")
+        return ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSpec:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        prices = values.get("prices")
+        if isinstance(prices, dict):
+            values["prices"] = Prices(**prices)
+        return cls(**values)
+
+
+@dataclass
+class Round:
+    """One request/response of a run. DESIGN §2."""
+
+    index: int  # 1-based
+    strategy: str = "prefill"
+    max_tokens: int = 0  # what was sent
+    text: str = ""  # what this round contributes to the assembled answer
+    reasoning: str = ""
+    held_back: str = ""  # tail of this round's text that the next round re-generated
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    prompt_estimated: bool = False  # True when not from the server's usage
+    completion_estimated: bool = False
+    ttft_s: float | None = None
+    duration_s: float = 0.0
+    retries: int = 0
+    recovery: bool = False  # started because the previous stream broke
+    error: str | None = None
+    seam_flags: list[dict[str, Any]] = field(default_factory=list)
+    cost: float | None = None
+    started_at: float = 0.0  # unix time
+
+    @property
+    def tokens_estimated(self) -> bool:
+        return self.prompt_estimated or self.completion_estimated
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        gen = self.duration_s - (self.ttft_s or 0.0)
+        if self.completion_tokens <= 0 or gen <= 0:
+            return None
+        return self.completion_tokens / gen
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["tokens_estimated"] = self.tokens_estimated
+        data["tokens_per_s"] = self.tokens_per_s
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Round:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class ErrorInfo:
+    """A ContinuumError as data: safe to store, show and export (no secrets)."""
+
+    kind: str  # the exception class name, e.g. "AuthenticationError"
+    message: str  # what happened and what to do
+    status: int | None = None
+    request_id: str | None = None
+    retryable: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RunResult:
+    """A run so far: its spec, its rounds and, once ended, why it stopped."""
+
+    spec: RunSpec
+    rounds: list[Round] = field(default_factory=list)
+    stop_reason: str | None = None  # None while running
+    error: ErrorInfo | None = None
+    started_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+    run_id: str | None = None  # set by the store
+
+    @property
+    def text(self) -> str:
+        return "".join(r.text for r in self.rounds)
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(r.reasoning for r in self.rounds)
+
+    @property
+    def prompt_tokens_billed(self) -> int:
+        """Input tokens summed over every round: each round re-sends everything."""
+        return sum(r.prompt_tokens for r in self.rounds)
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(r.completion_tokens for r in self.rounds)
+
+    @property
+    def cost(self) -> float | None:
+        costs = [r.cost for r in self.rounds if r.cost is not None]
+        return sum(costs) if costs else None
+
+    @property
+    def tokens_estimated(self) -> bool:
+        return any(r.tokens_estimated for r in self.rounds)
+
+    def totals(self) -> dict[str, Any]:
+        return {
+            "rounds": len(self.rounds),
+            "prompt_tokens_billed": self.prompt_tokens_billed,
+            "completion_tokens": self.completion_tokens,
+            "tokens_estimated": self.tokens_estimated,
+            "cost": self.cost,
+            "characters": sum(len(r.text) for r in self.rounds),
+            "duration_s": (self.finished_at or time.time()) - self.started_at,
+            "retries": sum(r.retries for r in self.rounds),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON transcript (schema documented in the README)."""
+        return {
+            "schema": "continuum.transcript/1",
+            "run_id": self.run_id,
+            "spec": self.spec.to_dict(),
+            "rounds": [r.to_dict() for r in self.rounds],
+            "stop_reason": self.stop_reason,
+            "error": self.error.to_dict() if self.error else None,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "totals": self.totals(),
+            "text": self.text,
+            "reasoning": self.reasoning,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunResult:
+        error = data.get("error")
+        return cls(
+            spec=RunSpec.from_dict(data["spec"]),
+            rounds=[Round.from_dict(r) for r in data.get("rounds", [])],
+            stop_reason=data.get("stop_reason"),
+            error=ErrorInfo(**error) if error else None,
+            started_at=data.get("started_at") or time.time(),
+            finished_at=data.get("finished_at"),
+            run_id=data.get("run_id"),
+        )
+
+
+# ---------------------------------------------------------------- stream level
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+@dataclass
+class StreamDelta:
+    """One decoded chunk of a streamed completion, provider differences removed.
+
+    ``reasoning`` holds ``reasoning_content`` / ``reasoning`` fields; ``<think>``
+    tags inside ``content`` are split by the engine, not the client.
+    """
+
+    content: str = ""
+    reasoning: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+# ---------------------------------------------------------------- engine events
+
+
+@dataclass
+class RunStarted:
+    spec: RunSpec
+    resumed_rounds: int = 0  # rounds carried over from an earlier run
+
+
+@dataclass
+class RoundStarted:
+    index: int
+    max_tokens: int
+    strategy: str
+    held_back: int = 0  # characters removed from the end of the answer so far
+    recovery: bool = False
+
+
+@dataclass
+class Delta:
+    text: str
+    kind: DeltaKind = "content"
+    round_index: int = 0
+
+
+@dataclass
+class Retrying:
+    reason: str
+    wait: float
+    attempt: int
+    round_index: int = 0
+
+
+@dataclass
+class Notice:
+    """Something the user should know that is not an error (reasoning ate the budget…)."""
+
+    message: str
+    round_index: int = 0
+
+
+@dataclass
+class RoundFinished:
+    round: Round
+
+
+@dataclass
+class RunFinished:
+    stop_reason: str
+    result: RunResult
+    error: ErrorInfo | None = None
+
+
+Event = RunStarted | RoundStarted | Delta | Retrying | Notice | RoundFinished | RunFinished
+
+
+class CancelToken:
+    """Thread-safe cancel flag that also aborts whatever is blocking the run.
+
+    The engine registers an abort callback (closing the live HTTP stream) while
+    a request is in flight, so ``cancel()`` from another thread ends a run
+    within milliseconds even while the server sends nothing.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._aborts: list[Callable[[], None]] = []
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._event.set()
+            aborts = list(self._aborts)
+        for abort in aborts:
+            try:
+                abort()
+            except Exception:  # noqa: BLE001 - an abort must never raise into the canceller
+                pass
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to ``timeout`` seconds; True if cancelled meanwhile."""
+        return self._event.wait(timeout)
+
+    def register(self, abort: Callable[[], None]) -> Callable[[], None]:
+        """Call ``abort`` on cancel (at once if already cancelled); returns an unregister."""
+        with self._lock:
+            already = self._event.is_set()
+            if not already:
+                self._aborts.append(abort)
+        if already:
+            abort()
+
+        def unregister() -> None:
+            with self._lock:
+                if abort in self._aborts:
+                    self._aborts.remove(abort)
+
+        return unregister
