@@ -1,0 +1,117 @@
+"""Running the demo model: ``start_demo_server`` (a daemon thread) and the command line ``main``.
+
+``python -m core demo`` (wired by the lead) and ``python -m core.demo`` call :func:`main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import threading
+from typing import Any
+
+from core.demo.behaviours import KEYS, Behaviours
+from core.demo.handler import DemoHTTPServer
+
+
+class DemoServer:
+    """A running demo model. ``base_url`` ends in ``/v1``; ``stop()`` or use as a context manager."""
+
+    def __init__(self, host: str, port: int, defaults: Behaviours, verbose: bool = False) -> None:
+        self.httpd = DemoHTTPServer((host, port), defaults, verbose)
+        self.host = "127.0.0.1" if host in ("", "0.0.0.0") else host
+        self.port: int = self.httpd.server_address[1]
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        self.root_url = f"http://{shown}:{self.port}"
+        self.base_url = self.root_url + "/v1"
+        self.defaults = defaults
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="demo-model", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def active_requests(self) -> int:
+        """Requests being answered right now (streams included)."""
+        return self.httpd.active
+
+    def wait(self) -> None:
+        """Block until the server stops (Ctrl-C interrupts)."""
+        while self._thread.is_alive():
+            self._thread.join(0.5)
+
+    def stop(self) -> None:
+        """Stop serving, end open streams and close every connection."""
+        if self.httpd.stopping.is_set():
+            return
+        self.httpd.stopping.set()
+        self.httpd.shutdown()
+        with self.httpd.lock:
+            connections = list(self.httpd.connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.httpd.server_close()
+
+    def __enter__(self) -> DemoServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_demo_server(
+    host: str = "127.0.0.1", port: int = 0, *, rate: float = 0.0, verbose: bool = False, **defaults: Any
+) -> DemoServer:
+    """Start the demo model in a daemon thread (port 0 picks a free port).
+
+    ``defaults`` are behaviour values for every request (see ``core.demo``);
+    unknown keys or bad values raise ``ValueError``.
+    """
+    unknown = sorted(set(defaults) - set(KEYS))
+    if unknown:
+        raise ValueError(f"unknown demo behaviour(s) {', '.join(unknown)}; known: {', '.join(KEYS)}")
+    behaviours = Behaviours().with_values({**defaults, "rate": rate})
+    return DemoServer(host, port, behaviours, verbose)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m core demo",
+        description="Serve the offline demo model (OpenAI-compatible) until Ctrl-C.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument(
+        "--rate", type=float, default=40.0, help="tokens per second per stream (0 = unthrottled)"
+    )
+    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    group = parser.add_argument_group("behaviours (defaults for every request; see core.demo)")
+    for key in KEYS:
+        if key == "rate":
+            continue
+        flags = [f"--{key}"] + ([f"--{key.replace('_', '-')}"] if "_" in key else [])
+        group.add_argument(*flags, dest=key, default=None, metavar="VALUE")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``--host --port --rate --verbose`` and ``--<behaviour> VALUE``."""
+    args = build_parser().parse_args(argv)
+    defaults = {key: getattr(args, key) for key in KEYS if key != "rate" and getattr(args, key) is not None}
+    try:
+        server = start_demo_server(args.host, args.port, rate=args.rate, verbose=args.verbose, **defaults)
+    except (ValueError, OSError) as exc:
+        print(f"demo model: cannot start: {exc}", file=sys.stderr)
+        return 2
+    print(f"Demo model listening on {server.base_url}", flush=True)
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0

@@ -1,0 +1,89 @@
+"""The demo tokenizer and :class:`Document`, a text cut into demo tokens.
+
+A demo token is one piece matched by ``\\s*\\S{1,12}``: optional leading
+whitespace, then up to 12 non-space characters (longer words are split into
+12-character pieces). Trailing whitespace at the very end of a text is a token
+of its own. The pieces partition the text exactly, so ``"".join(tokens(t)) == t``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from bisect import bisect_right
+from functools import cached_property
+
+TOKEN_RE = re.compile(r"\s*\S{1,12}|\s+")
+
+
+def tokenize(text: str) -> list[str]:
+    """The demo tokens of ``text``; they join back to ``text`` exactly."""
+    return TOKEN_RE.findall(text)
+
+
+def count_tokens(text: str) -> int:
+    """How many demo tokens ``text`` holds (what the demo model bills)."""
+    return len(TOKEN_RE.findall(text))
+
+
+def common_prefix_length(a: str, b: str) -> int:
+    """Length of the longest common prefix of ``a`` and ``b`` (binary search on C-level compares)."""
+    if b.startswith(a):
+        return len(a)
+    if a.startswith(b):
+        return len(b)
+    lo, hi = 0, min(len(a), len(b))  # a[:lo] == b[:lo] holds; a[:hi+1] != b[:hi+1]
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+class Document:
+    """A text and its demo tokens, with the offsets needed to continue from any character."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = tokenize(text)
+        starts: list[int] = []
+        offset = 0
+        for token in self.tokens:
+            starts.append(offset)
+            offset += len(token)
+        self.starts = starts
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @cached_property
+    def encoded(self) -> list[bytes]:
+        """Each token as a JSON string literal in UTF-8, ready to splice into an SSE chunk."""
+        return [json.dumps(t, ensure_ascii=False).encode() for t in self.tokens]
+
+    def locate(self, offset: int) -> tuple[int, str | None]:
+        """Where continuing from character ``offset`` starts.
+
+        Returns ``(index, partial)``: ``partial`` is the rest of token ``index`` when
+        ``offset`` falls inside it (emitted first), else ``None`` and the stream
+        starts at token ``index``. ``index == len(self)`` means nothing is left.
+        """
+        if offset <= 0:
+            return 0, None
+        if offset >= len(self.text):
+            return len(self.tokens), None
+        index = bisect_right(self.starts, offset) - 1
+        start = self.starts[index]
+        if start == offset:
+            return index, None
+        return index, self.text[offset : start + len(self.tokens[index])]
+
+    def restart_offset(self, offset: int, back: int) -> int:
+        """The start of the ``back``-th last token that overlaps ``text[:offset]`` (0 if none)."""
+        offset = min(offset, len(self.text))
+        if offset <= 0 or back <= 0:
+            return offset
+        last = bisect_right(self.starts, offset - 1) - 1  # the token holding text[offset - 1]
+        return self.starts[max(0, last - back + 1)]

@@ -1,0 +1,389 @@
+"""The continuation loop. DESIGN §2.
+
+:func:`run` turns a :class:`~core.types.RunSpec` into events::
+
+    RunStarted
+    (RoundStarted  Delta*  (Retrying | Notice)*  RoundFinished)*
+    RunFinished            exactly once, also on error or cancel
+
+Each round sends the conversation plus the answer so far (built by the
+strategy, :mod:`core.strategies`), streams the reply, and the engine decides:
+continue only when the round was truncated (``TRUNCATED_FINISH_REASONS``), or
+when the stream broke off (a *recovery* round continues from the text kept).
+Budget and token accounting live in :mod:`core.budget`, seams in
+:mod:`core.seams`, one round's streaming in :mod:`core.rounds`.
+
+The engine never raises a ContinuumError out of the generator: it records an
+:class:`~core.types.ErrorInfo` and stops with ``"error"``. Closing the
+generator early closes the HTTP stream.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Iterator
+from typing import Any
+
+from core import budget, seams
+from core.client import Client, Timeouts
+from core.errors import ContinuumError
+from core.reasoning import ThinkSplitter
+from core.rounds import Outcome, Plan, RetryPolicy, RoundStreamer
+from core.strategies import Think, get_strategy, prefill_text
+from core.types import (
+    TRUNCATED_FINISH_REASONS,
+    CancelToken,
+    ErrorInfo,
+    Event,
+    Notice,
+    Round,
+    RoundFinished,
+    RoundStarted,
+    RunFinished,
+    RunResult,
+    RunSpec,
+    RunStarted,
+)
+
+__all__ = ["RetryPolicy", "run"]
+
+REASONING_BUDGET_NOTICE = "reasoning used the whole round budget; raise max tokens per round"
+UNKNOWN_FINISH_NOTICE = (
+    "the server ended the round without a finish reason; treating the answer as finished "
+    "(resume the run if it looks cut off)"
+)
+
+
+def run(
+    spec: RunSpec,
+    *,
+    api_key: str | None = None,
+    cancel: CancelToken | None = None,
+    resume: RunResult | None = None,
+    client: Client | None = None,
+    timeouts: Timeouts | None = None,
+    retry: RetryPolicy | None = None,
+) -> Iterator[Event]:
+    """Run (or resume) a continuation run, yielding events. See the module docstring.
+
+    ``client``: an existing client to use (not closed here); else one is made
+    from ``spec.base_url`` and ``api_key`` and closed at the end. ``retry``:
+    waits and limits for retries (tests pass tiny waits).
+    """
+    runner = _Runner(spec, api_key, cancel or CancelToken(), resume, client, timeouts, retry or RetryPolicy())
+    try:
+        yield from runner.events()
+    finally:
+        runner.close()
+
+
+def _sent_size(body: dict[str, Any]) -> tuple[int, int]:
+    """Characters of text in a request body and its number of messages."""
+    if "prompt" in body:
+        return len(str(body["prompt"])), 1
+    chars = 0
+    for message in body.get("messages", ()):
+        content = message.get("content")
+        chars += len(content) if isinstance(content, str) else len(str(content or ""))
+    return chars, len(body.get("messages", ()))
+
+
+class _Runner:
+    def __init__(
+        self,
+        spec: RunSpec,
+        api_key: str | None,
+        cancel: CancelToken,
+        resume: RunResult | None,
+        client: Client | None,
+        timeouts: Timeouts | None,
+        retry: RetryPolicy,
+    ) -> None:
+        self.spec = spec
+        self.api_key = api_key
+        self.cancel = cancel
+        self.policy = retry
+        self.timeouts = timeouts
+        self.client = client
+        self._own_client = client is None
+        if resume is not None:
+            resume.spec = spec
+            resume.stop_reason = None
+            resume.error = None
+            resume.finished_at = None
+            self.result = resume
+        else:
+            self.result = RunResult(spec=spec)
+        self.resumed = len(self.result.rounds)
+        self.window = spec.context_window
+        self.calib = budget.Calibration.from_rounds(self.result.rounds)
+        self.fences = seams.FenceTracker()
+        self.reasoning_parts = [r.reasoning for r in self.result.rounds]
+        self.think: Think = None  # <think> reasoning in content while the answer is empty
+        # the last request: (chars, messages, prompt tokens, completion tokens, generated chars)
+        self.prev: tuple[int, int, int, int, int] | None = None
+        last = self.result.rounds[-1] if self.result.rounds else None
+        self.recovery_next = bool(last and last.error and last.finish_reason is None)
+        self.recoveries = 0
+        self.no_progress = 0
+        self.told_reasoning = False
+        self.error: ErrorInfo | None = None
+        self.produced = self.result.completion_tokens  # running totals, not re-summed per round
+        self.spent = self.result.cost or 0.0
+
+    def close(self) -> None:
+        if self._own_client and self.client is not None:
+            self.client.close()
+
+    # ------------------------------------------------------------ top level
+
+    def events(self) -> Iterator[Event]:
+        yield RunStarted(self.spec, resumed_rounds=self.resumed)
+        try:
+            self.strategy = get_strategy(self.spec.strategy)
+            if self.client is None:
+                self.client = Client(self.spec.base_url, self.api_key, timeouts=self.timeouts)
+            self.streamer = RoundStreamer(self.client, self.cancel, self.policy, self.spec)
+            stop = yield from self._loop()
+        except ContinuumError as exc:
+            stop, self.error = "error", exc.to_info()
+        except Exception as exc:  # noqa: BLE001 - a bug must still end the run with a readable error
+            stop = "error"
+            self.error = ErrorInfo(kind=type(exc).__name__, message=f"Internal error in the engine: {exc}")
+        self._restore_held()
+        result = self.result
+        result.stop_reason = stop
+        result.error = self.error
+        result.finished_at = time.time()
+        yield RunFinished(stop, result, self.error)
+
+    def _loop(self) -> Generator[Event, None, str]:
+        while True:
+            stop = self._limit_reached()
+            if stop:
+                return stop
+            plan = self._plan_round()
+            if isinstance(plan, str):
+                return plan
+            rnd = Round(
+                index=len(self.result.rounds) + 1,
+                strategy=self.strategy.name,
+                max_tokens=plan.max_tokens,
+                recovery=self.recovery_next,
+                started_at=time.time(),
+            )
+            yield RoundStarted(rnd.index, plan.max_tokens, rnd.strategy, plan.held, rnd.recovery)
+            outcome = yield from self.streamer.stream(rnd, plan)
+            self._close_round(rnd, plan, outcome)
+            yield RoundFinished(rnd)
+            stop = yield from self._after_round(rnd, plan, outcome)
+            if stop:
+                return stop
+
+    # ------------------------------------------------------------ before a round
+
+    def _limit_reached(self) -> str | None:
+        spec, result = self.spec, self.result
+        if self.cancel.cancelled:
+            return "cancelled"
+        if len(result.rounds) >= spec.max_rounds:
+            return "max_rounds"
+        if spec.target_tokens and self.produced >= spec.target_tokens:
+            return "target_reached"
+        if spec.cost_limit is not None and self.spent >= spec.cost_limit:
+            return "cost_limit"
+        return None
+
+    def _context_tokens(self, body: dict[str, Any]) -> tuple[int, int]:
+        """Estimated prompt tokens of ``body`` and its size in characters."""
+        chars, messages = _sent_size(body)
+        if self.prev is None:
+            return budget.estimate_prompt(chars, messages, self.calib), chars
+        sent, sent_messages, prompt, completion, generated = self.prev
+        tokens = budget.next_prompt_tokens(
+            prev_prompt=prompt,
+            prev_completion=completion,
+            generated_chars=generated,
+            delta_chars=chars - sent,
+            calib=self.calib,
+        )
+        return tokens + budget.MESSAGE_OVERHEAD_TOKENS * max(0, messages - sent_messages), chars
+
+    def _plan_round(self) -> Plan | str:
+        spec, rounds = self.spec, self.result.rounds
+        answer = self.result.text
+        reasoning = "".join(self.reasoning_parts) if not answer else ""
+        think = self.think if not answer else None
+        body = self.strategy.build(spec, answer, reasoning, think=think)[1]
+        context, _ = self._context_tokens(body)
+        produced = self.produced
+        first = budget.round_budget(
+            spec, context_tokens=context, produced_tokens=produced, window=self.window
+        )
+        if first.exhausted:
+            return "context_exhausted"
+        last = rounds[-1] if rounds else None
+        held = seams.hold_back(last.text, first.max_tokens) if last and last.text else 0
+        if held and last is not None:
+            last.held_back = last.text[-held:] + last.held_back
+            last.text = last.text[:-held]
+            answer = answer[:-held]
+        endpoint, body = self.strategy.build(spec, answer, reasoning, think=think)
+        context, chars = self._context_tokens(body)
+        plan_budget = budget.round_budget(
+            spec, context_tokens=context, produced_tokens=produced, window=self.window
+        )
+        if plan_budget.max_tokens <= 0:
+            return "target_reached" if plan_budget.limited_by == "target" else "context_exhausted"
+        body["max_tokens"] = plan_budget.max_tokens
+        spent = self.spent + budget.prompt_cost(spec.prices, context)
+        if spec.cost_limit is not None and spec.prices is not None and spent > spec.cost_limit:
+            return "cost_limit"
+        prefill = prefill_text(answer, reasoning, think)
+        splitter = None
+        if not answer:
+            splitter = ThinkSplitter(inside=think == "open", closed=think == "closed", empty=not reasoning)
+        return Plan(
+            endpoint=endpoint,
+            body=body,
+            max_tokens=plan_budget.max_tokens,
+            held=held,
+            answer=answer,
+            prefill=prefill,
+            prompt_estimate=context,
+            sent_chars=chars,
+            reply_filter=self.strategy.reply_filter(prefill),
+            splitter=splitter,
+        )
+
+    # ------------------------------------------------------------ after a round
+
+    def _close_round(self, rnd: Round, plan: Plan, outcome: Outcome) -> None:
+        spec, got = self.spec, outcome.got
+        if plan.window and not self.window:
+            self.window = plan.window  # learnt from an overflow error
+        content = "".join(got.content)
+        reasoning = "".join(got.reasoning)
+        cut = outcome.kind == "broken" or (got.finish_reason or "") in TRUNCATED_FINISH_REASONS
+        if cut and not plan.answer and not content:
+            reasoning = reasoning.rstrip()  # the next round's prefill must not end in whitespace
+        if got.think is not None:
+            self.think = got.think
+        rnd.text = content
+        rnd.reasoning = reasoning if spec.reasoning == "separate" else ""
+        self.reasoning_parts.append(reasoning)
+        rnd.finish_reason = got.finish_reason
+        rnd.error = str(outcome.error) if outcome.error is not None else None
+        generated = len(content) + len(reasoning)
+        usage = got.usage
+        if usage is not None and (usage.completion_tokens or usage.prompt_tokens):
+            rnd.completion_tokens = usage.completion_tokens
+            rnd.cached_tokens = usage.cached_tokens
+            rnd.reasoning_tokens = usage.reasoning_tokens
+            self.calib.observe(usage.completion_tokens, generated, from_server=True)
+            rnd.prompt_tokens = usage.prompt_tokens or plan.prompt_estimate
+            rnd.prompt_estimated = not usage.prompt_tokens
+        else:
+            self.calib.observe(got.chunks, generated, from_server=False)
+            rnd.completion_tokens = budget.estimate_completion(generated, got.chunks, self.calib)
+            rnd.completion_estimated = True
+            billed = got.chunks > 0 or outcome.kind == "ok"
+            rnd.prompt_tokens = plan.prompt_estimate if billed else 0
+            rnd.prompt_estimated = billed
+        rnd.cost = budget.round_cost(spec.prices, rnd.prompt_tokens, rnd.completion_tokens, rnd.cached_tokens)
+        self.produced += rnd.completion_tokens
+        self.spent += rnd.cost or 0.0
+        if rnd.prompt_tokens:
+            messages = _sent_size(plan.body)[1]
+            self.prev = (plan.sent_chars, messages, rnd.prompt_tokens, rnd.completion_tokens, generated)
+        if plan.answer and content:
+            self._check_seam(rnd, plan, content)
+        elif not plan.answer and plan.prefill and reasoning:
+            self._check_reasoning_seam(rnd, plan, reasoning)
+        self.result.rounds.append(rnd)
+
+    def _check_seam(self, rnd: Round, plan: Plan, content: str) -> None:
+        answer, flags = plan.answer, rnd.seam_flags
+        dropped = plan.reply_filter.dropped if plan.reply_filter is not None else ""
+        restart = seams.check_restart(answer, content)
+        if restart is not None:
+            restart["discarded_chars"] = len(content)
+            flags.append(restart)
+            rnd.text = ""
+            return
+        if dropped and self.strategy.name == "instruction":
+            flags.append(
+                {
+                    "kind": "overlap",
+                    "message": f"removed {len(dropped)} repeated characters at the start of the round",
+                    "chars": len(dropped),
+                    "removed": True,
+                    "excerpt": dropped[:80],
+                }
+            )
+        else:
+            overlap = seams.check_overlap(answer, content)
+            if overlap is not None:
+                flags.append(overlap)
+        flags.extend(seams.check_structure(answer, self.fences))
+        tail = answer[-seams.LOOP_WINDOW :]
+        loop = seams.check_repetition(tail + content) or seams.check_repeated_round(tail, content)
+        if loop is not None:
+            flags.append(loop)
+
+    def _check_reasoning_seam(self, rnd: Round, plan: Plan, reasoning: str) -> None:
+        """A round continuing the reasoning: does it restart or loop?"""
+        before = "".join(self.reasoning_parts[:-1])
+        flag = seams.check_restart(before, reasoning) or seams.check_repetition(
+            before[-seams.LOOP_WINDOW :] + reasoning
+        )
+        if flag is not None:
+            flag["in_reasoning"] = True
+            rnd.seam_flags.append(flag)
+
+    def _after_round(self, rnd: Round, plan: Plan, outcome: Outcome) -> Generator[Event, None, str | None]:
+        kind = outcome.kind
+        if kind == "cancelled":
+            return "cancelled"
+        if kind == "exhausted":
+            return "context_exhausted"
+        if kind == "error":
+            self.error = outcome.error.to_info() if outcome.error else None
+            return "error"
+        for flag in rnd.seam_flags:
+            if flag["kind"] in ("restart", "repetition"):
+                yield Notice(flag["message"], rnd.index)
+                return "repetition"
+        added = len(rnd.text) + len(self.reasoning_parts[-1]) - plan.held
+        self.no_progress = self.no_progress + 1 if added <= 0 else 0
+        if self.no_progress >= 2:
+            return "no_progress"
+        if kind == "broken":
+            self.recoveries += 1
+            self.recovery_next = True
+            if self.recoveries > self.policy.max_recoveries:
+                self.error = outcome.error.to_info() if outcome.error else None
+                return "error"
+            return None
+        self.recoveries = 0
+        self.recovery_next = False
+        finish = rnd.finish_reason
+        if finish in TRUNCATED_FINISH_REASONS:
+            if not plan.answer and not rnd.text and self.reasoning_parts[-1] and not self.told_reasoning:
+                self.told_reasoning = True
+                yield Notice(REASONING_BUDGET_NOTICE, rnd.index)
+            return None
+        if not finish:
+            yield Notice(UNKNOWN_FINISH_NOTICE, rnd.index)
+        return "finished"
+
+    def _restore_held(self) -> None:
+        """Give the held-back tail back when the round after it did not regenerate it."""
+        rounds = self.result.rounds
+        if len(rounds) < 2 or not rounds[-2].held_back:
+            return
+        prev, last = rounds[-2], rounds[-1]
+        if prev.held_back.startswith(last.text):
+            prev.text += prev.held_back
+            prev.held_back = ""
+            last.text = ""

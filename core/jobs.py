@@ -1,0 +1,540 @@
+"""Background runs: a worker thread per run, folding engine events into snapshots for the UI.
+
+A page never runs the engine itself: it asks the process-wide :class:`JobManager`
+to :meth:`~JobManager.start` a :class:`Job`, keeps the job's id (in the session
+and in the URL), and polls :meth:`Job.snapshot` / :meth:`Job.wait`. The worker
+thread consumes :func:`core.engine.run` and folds every event into state guarded
+by one lock; a :class:`Snapshot` is an immutable copy of that state:
+
+- ``rounds``: the finished rounds (copies, never mutated afterwards),
+- ``live``: the round being streamed (its text so far, joined once per snapshot),
+- ``version``: bumped by every event, so a poller can tell whether anything changed,
+- ``status``, ``stop_reason``, ``error`` (an :class:`~core.types.ErrorInfo`),
+  notices, the last retry message, and the :class:`Gauge` numbers.
+
+Stopping is :meth:`Job.stop`: it cancels the run's :class:`~core.types.CancelToken`,
+which also aborts the HTTP stream in flight. Job ids are unguessable
+(``secrets.token_urlsafe``): holding the id is what lets a session see a job.
+Nothing here imports Streamlit, and the API key only lives in the worker's frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from core.types import (
+    CancelToken,
+    Delta,
+    ErrorInfo,
+    Event,
+    Notice,
+    Retrying,
+    Round,
+    RoundFinished,
+    RoundStarted,
+    RunFinished,
+    RunResult,
+    RunSpec,
+    RunStarted,
+)
+
+log = logging.getLogger(__name__)
+
+JobStatus = Literal["running", "stopping", "done"]
+Runner = Callable[..., Iterator[Event]]
+
+AMBER_AT = 0.75  # share of the window used at which the gauge turns amber
+RED_AT = 0.90
+CHARS_PER_TOKEN = 4.0  # rough estimate before the server has reported usage
+
+
+@dataclass(frozen=True)
+class LiveRound:
+    """The round being streamed."""
+
+    index: int
+    max_tokens: int
+    strategy: str
+    text: str
+    reasoning: str
+    chunks: int  # deltas received: about one token each on OpenAI-compatible streams
+    started: float  # time.monotonic()
+    first_token_at: float | None
+    recovery: bool = False
+
+    @property
+    def ttft_s(self) -> float | None:
+        return None if self.first_token_at is None else self.first_token_at - self.started
+
+    def elapsed_s(self, now: float | None = None) -> float:
+        return (time.monotonic() if now is None else now) - self.started
+
+
+@dataclass(frozen=True)
+class Gauge:
+    """The context budget at one moment. Token counts may be estimates (``estimated``)."""
+
+    window: int | None
+    prompt_tokens: int
+    generated_tokens: int
+    billed_input_tokens: int  # summed over rounds: every round re-sends everything so far
+    cost: float | None
+    estimated: bool
+
+    @property
+    def used(self) -> int:
+        return self.prompt_tokens + self.generated_tokens
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.window is None else max(0, self.window - self.used)
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.window:
+            return None
+        return min(1.0, self.used / self.window)
+
+    @property
+    def level(self) -> Literal["ok", "amber", "red"]:
+        fraction = self.fraction or 0.0
+        if fraction >= RED_AT:
+            return "red"
+        if fraction >= AMBER_AT:
+            return "amber"
+        return "ok"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An immutable view of a job, safe to read from any thread."""
+
+    job_id: str
+    version: int
+    status: JobStatus
+    spec: RunSpec
+    rounds: tuple[Round, ...]
+    live: LiveRound | None
+    stop_reason: str | None
+    error: ErrorInfo | None
+    notices: tuple[str, ...]
+    retrying: str | None
+    started_at: float  # unix time
+    elapsed_s: float
+    gauge: Gauge
+    result: RunResult | None  # set once done
+
+    @property
+    def done(self) -> bool:
+        return self.status == "done"
+
+    @property
+    def text(self) -> str:
+        """The assembled answer so far, live round included."""
+        finished = "".join(r.text for r in self.rounds)
+        return finished + self.live.text if self.live else finished
+
+    def to_result(self) -> RunResult:
+        """The run as a RunResult (the finished one when done; else the finished rounds so far)."""
+        if self.result is not None:
+            return self.result
+        return RunResult(spec=self.spec, rounds=list(self.rounds), started_at=self.started_at)
+
+
+def estimate_tokens(text: str) -> int:
+    return int(len(text) / CHARS_PER_TOKEN + 0.5)
+
+
+def _prompt_estimate(spec: RunSpec) -> int:
+    chars = sum(len(str(m.get("content") or "")) for m in spec.messages)
+    return int(chars / CHARS_PER_TOKEN) + 4 * len(spec.messages)
+
+
+def _live_cost(spec: RunSpec, prompt_tokens: int, output_tokens: int) -> float | None:
+    if spec.prices is None:
+        return None
+    return (
+        prompt_tokens * spec.prices.input_per_mtok + output_tokens * spec.prices.output_per_mtok
+    ) / 1_000_000
+
+
+class Job:
+    """One run in a worker thread. Create through :meth:`JobManager.start`."""
+
+    def __init__(self, job_id: str, spec: RunSpec, *, resume: RunResult | None = None) -> None:
+        self.id = job_id
+        self.spec = spec
+        self.created_at = time.time()
+        self.cancel_token = CancelToken()
+        self._cond = threading.Condition()
+        self._version = 0
+        self._status: JobStatus = "running"
+        self._rounds: list[Round] = [dataclasses.replace(r) for r in resume.rounds] if resume else []
+        self._live: dict[str, Any] | None = None
+        self._stop_reason: str | None = None
+        self._error: ErrorInfo | None = None
+        self._notices: list[str] = []
+        self._retrying: str | None = None
+        self._result: RunResult | None = None
+        self._started_mono = time.monotonic()
+        self._finished_mono: float | None = None
+        self._thread: threading.Thread | None = None
+        self.finished_at: float | None = None
+
+    # ------------------------------------------------------------ control
+
+    def stop(self) -> None:
+        """Cancel the run; the worker records ``cancelled`` and keeps the text so far."""
+        with self._cond:
+            if self._status == "running":
+                self._status = "stopping"
+                self._bump()
+        self.cancel_token.cancel()
+
+    @property
+    def done(self) -> bool:
+        return self._status == "done"
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the worker to end; True if it has."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.done
+
+    # ------------------------------------------------------------ reading
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def wait(self, version: int, timeout: float) -> Snapshot:
+        """Block until the job changed past ``version`` (or ended, or ``timeout``); then snapshot."""
+        with self._cond:
+            if self._version <= version and self._status != "done":
+                self._cond.wait_for(lambda: self._version > version or self._status == "done", timeout)
+            return self._snapshot_locked()
+
+    def snapshot(self) -> Snapshot:
+        with self._cond:
+            return self._snapshot_locked()
+
+    def _snapshot_locked(self) -> Snapshot:
+        live: LiveRound | None = None
+        if self._live is not None:
+            state = self._live
+            for name in ("text", "reasoning"):
+                parts: list[str] = state[name]
+                if len(parts) > 1:  # compact once per snapshot, never per delta
+                    state[name] = ["".join(parts)]
+            live = LiveRound(
+                index=state["index"],
+                max_tokens=state["max_tokens"],
+                strategy=state["strategy"],
+                text=state["text"][0] if state["text"] else "",
+                reasoning=state["reasoning"][0] if state["reasoning"] else "",
+                chunks=state["chunks"],
+                started=state["started"],
+                first_token_at=state["first_token_at"],
+                recovery=state["recovery"],
+            )
+        end = self._finished_mono if self._finished_mono is not None else time.monotonic()
+        return Snapshot(
+            job_id=self.id,
+            version=self._version,
+            status=self._status,
+            spec=self.spec,
+            rounds=tuple(self._rounds),
+            live=live,
+            stop_reason=self._stop_reason,
+            error=self._error,
+            notices=tuple(self._notices),
+            retrying=self._retrying,
+            started_at=self.created_at,
+            elapsed_s=end - self._started_mono,
+            gauge=self._gauge_locked(live),
+            result=self._result,
+        )
+
+    def _gauge_locked(self, live: LiveRound | None) -> Gauge:
+        spec = self.spec
+        rounds = self._rounds
+        estimated = any(r.tokens_estimated for r in rounds)
+        if rounds and rounds[0].prompt_tokens:
+            prompt = rounds[0].prompt_tokens
+            estimated = estimated or rounds[0].prompt_estimated
+        else:
+            prompt = _prompt_estimate(spec)
+            estimated = True
+        generated = sum(r.completion_tokens for r in rounds)
+        billed = sum(r.prompt_tokens for r in rounds)
+        costs = [r.cost for r in rounds if r.cost is not None]
+        cost: float | None = sum(costs) if costs else None
+        if live is not None:
+            live_prompt = prompt + generated
+            billed += live_prompt
+            generated += live.chunks
+            estimated = True
+            extra = _live_cost(spec, live_prompt, live.chunks)
+            if extra is not None:
+                cost = (cost or 0.0) + extra
+        elif cost is None and rounds:
+            cost = _live_cost(spec, billed, generated)
+        return Gauge(
+            window=spec.context_window,
+            prompt_tokens=prompt,
+            generated_tokens=generated,
+            billed_input_tokens=billed,
+            cost=cost,
+            estimated=estimated,
+        )
+
+    # ------------------------------------------------------------ the worker
+
+    def _bump(self) -> None:
+        self._version += 1
+        self._cond.notify_all()
+
+    def _run(self, runner: Runner, api_key: str | None, resume: RunResult | None) -> None:
+        saw_finish = False
+        try:
+            events = runner(self.spec, api_key=api_key, cancel=self.cancel_token, resume=resume)
+            try:
+                for event in events:
+                    self._fold(event)
+                    if isinstance(event, RunFinished):
+                        saw_finish = True
+            finally:
+                close = getattr(events, "close", None)
+                if close is not None:
+                    close()
+        except Exception as exc:
+            log.exception("run %s failed outside the engine", self.id)
+            self._finish_with(_error_info(exc, api_key))
+            return
+        if not saw_finish:
+            self._finish_with(
+                ErrorInfo(
+                    kind="InternalError",
+                    message="The run ended without reporting why; the text so far is kept.",
+                )
+            )
+
+    def _finish_with(self, error: ErrorInfo) -> None:
+        with self._cond:
+            if self._status == "done":
+                return
+            if self._live is not None:
+                self._seal_live_locked(error=error.message)
+            result = RunResult(spec=self.spec, rounds=list(self._rounds), started_at=self.created_at)
+            cancelled = self.cancel_token.cancelled and error.kind == "CancelledError"
+            result.stop_reason = "cancelled" if cancelled else "error"
+            result.error = None if cancelled else error
+            result.finished_at = time.time()
+            self._done_locked(result)
+
+    def _seal_live_locked(self, error: str | None = None) -> None:
+        """Turn an interrupted live round into a finished one (text kept)."""
+        state = self._live
+        assert state is not None
+        text = "".join(state["text"])
+        reasoning = "".join(state["reasoning"])
+        now = time.monotonic()
+        first = state["first_token_at"]
+        self._rounds.append(
+            Round(
+                index=state["index"],
+                strategy=state["strategy"],
+                max_tokens=state["max_tokens"],
+                text=text,
+                reasoning=reasoning,
+                completion_tokens=state["chunks"],
+                completion_estimated=True,
+                prompt_estimated=True,
+                ttft_s=None if first is None else first - state["started"],
+                duration_s=now - state["started"],
+                error=error,
+            )
+        )
+        self._live = None
+
+    def _done_locked(self, result: RunResult) -> None:
+        self._result = result
+        self._rounds = [dataclasses.replace(r) for r in result.rounds]
+        self._stop_reason = result.stop_reason
+        self._error = result.error
+        self._status = "done"
+        self._live = None
+        self._retrying = None
+        self._finished_mono = time.monotonic()
+        self.finished_at = time.time()
+        self._bump()
+
+    def _fold(self, event: Event) -> None:
+        with self._cond:
+            if isinstance(event, Delta):
+                live = self._live
+                if live is None:  # a delta outside a round: fold it into a fresh one
+                    live = self._live = self._new_live(event.round_index or len(self._rounds) + 1, 0, "")
+                live["reasoning" if event.kind == "reasoning" else "text"].append(event.text)
+                live["chunks"] += 1
+                if live["first_token_at"] is None:
+                    live["first_token_at"] = time.monotonic()
+                self._retrying = None
+            elif isinstance(event, RoundStarted):
+                if event.held_back:
+                    self._trim_answer_locked(event.held_back)
+                self._live = self._new_live(event.index, event.max_tokens, event.strategy, event.recovery)
+                self._retrying = None
+            elif isinstance(event, RoundFinished):
+                self._rounds.append(dataclasses.replace(event.round))
+                self._live = None
+            elif isinstance(event, Retrying):
+                self._retrying = f"{event.reason} — retrying in {event.wait:.1f} s (attempt {event.attempt})"
+                if self._live is not None:  # the request starts over: drop its partial text
+                    self._live["text"].clear()
+                    self._live["reasoning"].clear()
+                    self._live["chunks"] = 0
+                    self._live["first_token_at"] = None
+            elif isinstance(event, Notice):
+                self._notices.append(event.message)
+            elif isinstance(event, RunStarted):
+                pass
+            elif isinstance(event, RunFinished):
+                result = event.result
+                if result.stop_reason is None:
+                    result.stop_reason = event.stop_reason
+                if result.error is None and event.error is not None:
+                    result.error = event.error
+                if result.finished_at is None:
+                    result.finished_at = time.time()
+                self._done_locked(result)
+                return
+            self._bump()
+
+    def _new_live(self, index: int, max_tokens: int, strategy: str, recovery: bool = False) -> dict[str, Any]:
+        return {
+            "index": index,
+            "max_tokens": max_tokens,
+            "strategy": strategy or self.spec.strategy,
+            "text": [],
+            "reasoning": [],
+            "chunks": 0,
+            "started": time.monotonic(),
+            "first_token_at": None,
+            "recovery": recovery,
+        }
+
+    def _trim_answer_locked(self, chars: int) -> None:
+        """Drop ``chars`` characters from the end of the answer (the engine held them back)."""
+        index = len(self._rounds) - 1
+        while chars > 0 and index >= 0:
+            r = self._rounds[index]
+            cut = min(chars, len(r.text))
+            if cut:
+                self._rounds[index] = dataclasses.replace(
+                    r, text=r.text[: len(r.text) - cut], held_back=r.text[len(r.text) - cut :] + r.held_back
+                )
+            chars -= cut
+            index -= 1
+
+
+def _error_info(exc: BaseException, api_key: str | None) -> ErrorInfo:
+    to_info = getattr(exc, "to_info", None)
+    if callable(to_info):
+        info = to_info()
+        if isinstance(info, ErrorInfo):
+            return info
+    message = str(exc)
+    if api_key and len(api_key) >= 4:
+        message = message.replace(api_key, "[redacted]")
+    return ErrorInfo(
+        kind="InternalError",
+        message=f"The run stopped on an unexpected error ({type(exc).__name__}: {message}). "
+        "The text so far is kept; please report this.",
+    )
+
+
+def _default_runner() -> Runner:
+    from core import engine
+
+    return engine.run
+
+
+class JobManager:
+    """Owns every job of the process. Thread-safe; hold one per process (``st.cache_resource``).
+
+    ``runner`` is the engine's ``run`` (or anything with its signature);
+    finished jobs are dropped after ``keep_s`` seconds or past ``keep`` of them.
+    ``on_finish`` hooks get each finished :class:`RunResult` (e.g. to save it),
+    called from the worker thread.
+    """
+
+    def __init__(self, runner: Runner | None = None, *, keep: int = 200, keep_s: float = 6 * 3600) -> None:
+        self._runner = runner
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self.keep = keep
+        self.keep_s = keep_s
+        self.on_finish: list[Callable[[RunResult], None]] = []
+
+    def start(self, spec: RunSpec, *, api_key: str | None = None, resume: RunResult | None = None) -> Job:
+        """Start ``spec`` in a new worker thread; returns at once."""
+        runner = self._runner or _default_runner()
+        job = Job(secrets.token_urlsafe(18), spec, resume=resume)
+        with self._lock:
+            self._prune_locked()
+            self._jobs[job.id] = job
+
+        def work() -> None:
+            job._run(runner, api_key, resume)
+            result = job.snapshot().result
+            for hook in list(self.on_finish):
+                if result is None:
+                    break
+                try:
+                    hook(result)
+                except Exception:
+                    log.exception("on_finish hook failed for run %s", job.id)
+
+        thread = threading.Thread(target=work, name=f"continuum-job-{job.id[:6]}", daemon=True)
+        job._thread = thread
+        thread.start()
+        return job
+
+    def get(self, job_id: str | None) -> Job | None:
+        """The job with this id, or None (unknown, expired, or no id)."""
+        if not job_id:
+            return None
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def running(self) -> list[Job]:
+        with self._lock:
+            return [j for j in self._jobs.values() if not j.done]
+
+    def stop_all(self, timeout: float = 5.0) -> None:
+        for job in self.running():
+            job.stop()
+        for job in self.running():
+            job.join(timeout)
+
+    def _prune_locked(self) -> None:
+        now = time.time()
+        finished = sorted(
+            (j for j in self._jobs.values() if j.done and j.finished_at is not None),
+            key=lambda j: j.finished_at or 0.0,
+        )
+        for job in finished:
+            if now - (job.finished_at or now) > self.keep_s:
+                del self._jobs[job.id]
+        finished = [j for j in finished if j.id in self._jobs]
+        excess = len(self._jobs) - self.keep
+        for job in finished[: max(0, excess)]:
+            del self._jobs[job.id]

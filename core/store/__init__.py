@@ -1,0 +1,31 @@
+"""Run history in SQLite: rounds → rows.
+
+- :class:`Store` — runs and rounds in one file (``$CONTINUUM_DB``, else
+  ``$XDG_DATA_HOME/continuum/continuum.sqlite3``), WAL mode, migrated on open.
+- :class:`Recorder` — engine events → rows as they stream (the live round is
+  saved at least once a second), so a killed run can be marked "interrupted"
+  by :meth:`Store.mark_interrupted` and resumed from :meth:`Store.load`.
+- :class:`RunSummary` — one line of :meth:`Store.list_runs`.
+
+API keys are never stored: specs are cleaned of secret-looking fields first.
+"""
+
+from __future__ import annotations
+
+from .db import Migration, StoreError, default_db_path
+from .migrations import MIGRATIONS
+from .recorder import Recorder
+from .rows import RUN_STATUSES, RunSummary, status_for
+from .runs import Store
+
+__all__ = [
+    "MIGRATIONS",
+    "RUN_STATUSES",
+    "Migration",
+    "Recorder",
+    "RunSummary",
+    "Store",
+    "StoreError",
+    "default_db_path",
+    "status_for",
+]

@@ -1,0 +1,157 @@
+"""Cutting a growing Markdown text into sealed blocks and a small live tail.
+
+Every update of a Streamlit element re-sends the whole element, so streaming a
+long answer into one element costs the square of its length on the wire. The
+Studio instead seals finished text into blocks (each sent once) and re-sends
+only the short tail after the last seal. This module decides where to cut.
+It is pure (no Streamlit), so it is tested on its own.
+
+Cuts fall on paragraph breaks (a blank line), never inside the last word of the
+text (the engine may hold that back and re-generate it next round), and, when a
+paragraph runs on too long, on a line break or a space. A cut inside a code
+fence closes the fence at the end of the block and re-opens it at the start of
+the next one, so each block renders as valid Markdown on its own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+_TRAILING_WORD = re.compile(r"\s*\S*\Z")
+
+
+@dataclass(frozen=True)
+class Block:
+    text: str
+    fence_before: str | None = None  # the fence line open when this block starts
+    fence_after: str | None = None  # the fence line still open when it ends
+
+    def markdown(self) -> str:
+        return to_markdown(self.text, self.fence_before, close=True)
+
+
+def fence_after(text: str, fence: str | None) -> str | None:
+    """The fence line open after ``text``, given the one open before it (None: outside code)."""
+    for line in text.split("\n"):
+        match = FENCE_RE.match(line)
+        if not match:
+            continue
+        marker, info = match.group(1), match.group(2)
+        if fence is None:
+            if marker[0] == "`" and "`" in info:
+                continue  # ``` followed by a backtick is inline code, not a fence
+            fence = line.strip()
+        else:
+            opener = _fence_marker(fence)
+            if marker[0] == opener[0] and len(marker) >= len(opener) and not info.strip():
+                fence = None
+    return fence
+
+
+def _fence_marker(fence: str) -> str:
+    match = FENCE_RE.match(fence)
+    return match.group(1) if match else "```"
+
+
+def escape_dollars(text: str, fence: str | None) -> str:
+    r"""Escape ``$`` outside code so Streamlit does not read money amounts as LaTeX math."""
+    if "$" not in text:
+        return text
+    out = []
+    for line in text.split("\n"):
+        match = FENCE_RE.match(line)
+        if fence is not None:
+            out.append(line)
+            if match and match.group(1)[0] == _fence_marker(fence)[0] and not match.group(2).strip():
+                fence = None
+            continue
+        if match and not (match.group(1)[0] == "`" and "`" in match.group(2)):
+            fence = line.strip()
+            out.append(line)
+            continue
+        parts = re.split(r"(`+[^`]*`+)", line)  # keep inline code spans as they are
+        out.append("".join(p if p.startswith("`") else p.replace("$", r"\$") for p in parts))
+    return "\n".join(out)
+
+
+def to_markdown(text: str, fence_before: str | None, *, close: bool) -> str:
+    """``text`` ready for ``st.markdown``: fences re-opened/closed, ``$`` escaped."""
+    body = escape_dollars(text, fence_before)
+    if fence_before is not None:
+        body = f"{fence_before}\n{body}"
+    if close:
+        still_open = fence_after(text, fence_before)
+        if still_open is not None:
+            body = f"{body}\n{_fence_marker(still_open)}"
+    return body
+
+
+class BlockCutter:
+    """Remembers what has been sealed of one growing text and cuts new blocks from it."""
+
+    def __init__(self, min_block: int = 240, max_tail: int = 1600) -> None:
+        self.min_block = min_block  # do not try to cut before this much text is pending
+        self.max_tail = max_tail  # past this, cut on a line break or space if no blank line
+        self.sealed = 0  # characters of the text sealed so far
+        self.fence: str | None = None  # fence open at the sealed boundary
+        self._last = ""  # the last sealed block's text, to check the text still extends it
+
+    def extends(self, text: str) -> bool:
+        """Whether ``text`` still starts with what was sealed (False after a rewrite)."""
+        if len(text) < self.sealed:
+            return False
+        return text.startswith(self._last, self.sealed - len(self._last))
+
+    def cut(self, text: str) -> list[Block]:
+        """Seal what can be sealed of ``text`` (which must :meth:`extend`); returns the new blocks."""
+        blocks: list[Block] = []
+        while True:
+            pending = text[self.sealed :]
+            if len(pending) < self.min_block:
+                break
+            at = self._cut_point(pending)
+            if at <= 0:
+                break
+            piece = pending[:at]
+            after = fence_after(piece, self.fence)
+            blocks.append(Block(piece, self.fence, after))
+            self.sealed += at
+            self.fence = after
+            self._last = piece
+        return blocks
+
+    def tail(self, text: str) -> str:
+        """The unsealed end of ``text`` as Markdown (an open fence is left open)."""
+        return to_markdown(text[self.sealed :], self.fence, close=False)
+
+    def _cut_point(self, pending: str) -> int:
+        # Never cut into the trailing (possibly partial) word nor the whitespace before it.
+        safe = len(pending) - len(_TRAILING_WORD.search(pending).group(0))  # type: ignore[union-attr]
+        if safe <= 0:
+            return 0
+        separators = ("\n\n", "\n", " ") if len(pending) >= self.max_tail else ("\n\n",)
+        for separator in separators:
+            end = safe
+            while (at := pending.rfind(separator, 0, end)) > 0 and pending[:at].strip():
+                if separator == "\n\n" or not _in_table(pending, at):
+                    return at
+                end = at  # inside a table: a cut there would orphan the rows below
+        return 0
+
+
+def _in_table(text: str, at: int) -> bool:
+    """Whether a cut at ``at`` (a line break or a space) falls inside a table row."""
+    start = at + 1 if text[at] == "\n" else text.rfind("\n", 0, at) + 1
+    return text[start : start + 8].lstrip(" ").startswith("|")
+
+
+def split_blocks(text: str, min_block: int = 240, max_tail: int = 1600) -> list[Block]:
+    """All of ``text`` as blocks, cut the same way a stream of it would be (the tail last)."""
+    cutter = BlockCutter(min_block, max_tail)
+    blocks = cutter.cut(text)
+    rest = text[cutter.sealed :]
+    if rest:
+        blocks.append(Block(rest, cutter.fence, fence_after(rest, cutter.fence)))
+    return blocks

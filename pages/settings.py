@@ -1,0 +1,192 @@
+"""Settings: provider, base URL, API key, the model list, and checks of the server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core.errors import ContinuumError
+from core.providers import PROVIDERS, Provider
+from pages import _common as common
+from pages import _live as live
+
+
+def _on_provider() -> None:
+    common.get_settings().provider = st.session_state["settings_provider"]
+
+
+def _on_base_url(provider_id: str) -> None:
+    value = str(st.session_state.get(f"base_url_{provider_id}") or "").strip()
+    settings = common.get_settings()
+    if value and value != PROVIDERS[provider_id].base_url:
+        settings.base_urls[provider_id] = value
+    else:
+        settings.base_urls.pop(provider_id, None)
+    settings.model_lists.pop(provider_id, None)
+
+
+def _on_key(provider_id: str) -> None:
+    widget = f"api_key_{provider_id}"
+    value = str(st.session_state.get(widget) or "").strip()
+    if value:
+        common.get_settings().keys[provider_id] = value
+    st.session_state[widget] = ""  # never keep the key in the input (nor echo it back)
+
+
+def _forget_key(provider_id: str) -> None:
+    common.get_settings().keys.pop(provider_id, None)
+
+
+def _client(p: Provider) -> Any:
+    from core.client import Client
+
+    key, _ = common.key_for(p.id)
+    return Client(common.base_url_for(p), api_key=key)
+
+
+def _fetch_models(p: Provider) -> list[Any]:
+    with _client(p) as client:
+        models = list(client.list_models(with_meta=True))
+    common.get_settings().model_lists[p.id] = models
+    return models
+
+
+def _models_frame(models: list[Any]) -> pd.DataFrame:
+    def price(info: Any, name: str) -> float | None:
+        prices = getattr(info, "prices", None)
+        return getattr(prices, name, None) if prices else None
+
+    return pd.DataFrame(
+        {
+            "Model": [m.id for m in models],
+            "Context length": [m.context_length for m in models],
+            "Output cap": [m.max_output for m in models],
+            "Input $/M tokens": [price(m, "input_per_mtok") for m in models],
+            "Output $/M tokens": [price(m, "output_per_mtok") for m in models],
+        }
+    )
+
+
+def _show_error(exc: BaseException) -> None:
+    if isinstance(exc, ContinuumError):
+        live.show_error(exc.to_info())
+    else:
+        st.error(f"**That did not work.** {type(exc).__name__}: {exc}")
+
+
+def connection_checks(p: Provider) -> None:
+    st.subheader("Check the server")
+    row = st.container(horizontal=True)
+    fetch = row.button("Fetch models", icon=":material/list:", key="fetch_models")
+    test = row.button("Test connection", icon=":material/lan:", key="test_connection")
+    probe = row.button("Probe continuation", icon=":material/science:", key="probe_continuation")
+    if fetch or test:
+        try:
+            with st.spinner("Asking the server for its models…"):
+                models = _fetch_models(p)
+        except Exception as exc:  # noqa: BLE001 - shown to the user as a message
+            _show_error(exc)
+        else:
+            if test:
+                st.success(f"Connected to {common.base_url_for(p)}: {len(models)} models listed.")
+    if probe:
+        run_probe(p)
+    models = common.model_list(p)
+    if models:
+        st.markdown("**Models**")
+        st.dataframe(
+            _models_frame(models),
+            hide_index=True,
+            column_config={
+                "Context length": st.column_config.NumberColumn(format="localized"),
+                "Output cap": st.column_config.NumberColumn(format="localized"),
+                "Input $/M tokens": st.column_config.NumberColumn(format="$%.2f"),
+                "Output $/M tokens": st.column_config.NumberColumn(format="$%.2f"),
+            },
+        )
+        st.caption("Empty cells: the server does not say; the preset's values are used instead.")
+    else:
+        st.caption("Fetch the model list to see context lengths, output caps and prices (where offered).")
+
+
+def run_probe(p: Provider) -> None:
+    from core import probe
+
+    key, _ = common.key_for(p.id)
+    model = common.model_for(p)
+    try:
+        with st.spinner(f"Probing {model}: prefill “1, 2, 3, 4, 5,” and see whether it continues…"):
+            result = probe.probe(common.base_url_for(p), model, api_key=key, strategy=p.strategy)
+    except Exception as exc:  # noqa: BLE001 - shown to the user as a message
+        _show_error(exc)
+        return
+    verdict = str(getattr(result, "verdict", "") or "")
+    honoured = getattr(result, "honoured", None)
+    summary = getattr(result, "summary", None) or getattr(result, "message", None) or verdict
+    if honoured is True:
+        st.success(f"**Continuation works** with the {p.strategy} strategy. {summary}")
+    elif honoured is False:
+        st.warning(
+            f"**This server does not continue a prefill** ({verdict or 'ignored'}). {summary} "
+            "Try another strategy (instruction works everywhere)."
+        )
+    else:
+        st.info(str(summary))
+    evidence = getattr(result, "evidence", None) or getattr(result, "text", None)
+    if evidence:
+        with st.expander("Evidence"):
+            st.code(str(evidence), language=None)
+
+
+settings = common.get_settings()
+ids = list(PROVIDERS)
+st.title("Settings")
+st.selectbox(
+    "Provider",
+    ids,
+    index=ids.index(settings.provider),
+    format_func=lambda pid: PROVIDERS[pid].label,
+    key="settings_provider",
+    on_change=_on_provider,
+)
+p = common.provider()
+if p.notes:
+    st.caption(p.notes)
+
+left, right = st.columns(2)
+with left:
+    if p.is_demo:
+        st.text_input(
+            "Base URL", value=common.base_url_for(p), disabled=True, help="Started inside this app."
+        )
+    else:
+        st.text_input(
+            "Base URL",
+            value=common.base_url_for(p),
+            key=f"base_url_{p.id}",
+            on_change=_on_base_url,
+            args=(p.id,),
+            placeholder="https://host/v1",
+            help="The OpenAI-compatible API root (ending in /v1 for most servers).",
+        )
+with right:
+    if p.is_demo:
+        st.text_input("API key", value="", disabled=True, type="password", placeholder="not needed")
+    else:
+        st.text_input(
+            "API key",
+            type="password",
+            key=f"api_key_{p.id}",
+            on_change=_on_key,
+            args=(p.id,),
+            placeholder="Paste a key: kept in this browser session only",
+            help="Kept in this session's memory only: never shown again, saved, logged or exported. "
+            f"Or set {' or '.join(p.key_envs) or 'a key variable'}, or use .streamlit/secrets.toml.",
+        )
+st.caption(common.key_status(p))
+if settings.keys.get(p.id):
+    st.button("Forget the pasted key", on_click=_forget_key, args=(p.id,), type="tertiary")
+
+connection_checks(p)

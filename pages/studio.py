@@ -1,0 +1,212 @@
+"""The Studio: a prompt, then the answer streaming round by round, the context gauge, downloads."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.providers import PROVIDERS
+from core.types import STRATEGIES
+from pages import _common as common
+from pages import _live as live
+
+EXAMPLES = (
+    "Write about 6000 tokens on the history of the printing press, with headings and a timeline.",
+    "Write a 3000 words short story about a lighthouse keeper who collects lost letters.",
+    "Explain how response continuation works for LLM APIs, in about 2500 tokens, with examples.",
+)
+
+DEMO_BANNER = (
+    "**No API key found, so this is the offline demo model.** It runs inside the app and writes "
+    "placeholder text, enough to watch continuation stitch several rounds into one answer. "
+    "To use a real model, paste a key in **Settings** or set `DEEPINFRA_API_KEY` (or another "
+    "provider's variable) in the environment or `.streamlit/secrets.toml`."
+)
+
+
+def _flash(kind: str, text: str) -> None:
+    st.session_state["flash"] = (kind, text)
+
+
+def _use_example(text: str) -> None:
+    st.session_state["prompt"] = text
+
+
+def _on_provider() -> None:
+    common.get_settings().provider = st.session_state["studio_provider"]
+
+
+def _on_model(provider_id: str) -> None:
+    value = st.session_state.get(f"studio_model_{provider_id}")
+    if value:
+        common.get_settings().models[provider_id] = str(value).strip()
+
+
+def _start_run() -> None:
+    state = st.session_state
+    prompt = str(state.get("prompt") or "").strip()
+    if not prompt:
+        _flash("warning", "Write a prompt first (or pick one of the examples).")
+        return
+    running = common.current_job()
+    if running is not None and not running.done:
+        _flash("warning", "A run is already going: stop it first, or wait for it to end.")
+        return
+    p = common.provider()
+    key, _ = common.key_for(p.id)
+    if p.needs_key and not key:
+        _flash("error", f"No API key for {p.label}: {p.key_hint()}.")
+        return
+    form = common.RunForm(
+        prompt=prompt,
+        system=str(state.get("system") or ""),
+        model=common.model_for(p),
+        strategy=str(state.get(f"strategy_{p.id}") or p.strategy),
+        max_tokens=int(state.get("max_tokens") or 1024),
+        max_rounds=int(state.get("max_rounds") or 20),
+        target_tokens=int(state.get("target_tokens") or 0),
+        temperature=float(state.get("temperature") or 0.0),
+    )
+    spec = common.build_spec(p, form)
+    if not spec.base_url:
+        _flash("error", f"{p.label} needs a base URL: set it in Settings.")
+        return
+    job = common.job_manager().start(spec, api_key=key)
+    common.remember_job(job)
+
+
+def _clear_run() -> None:
+    common.forget_job()
+
+
+def pickers() -> None:
+    settings = common.get_settings()
+    p = common.provider()
+    ids = list(PROVIDERS)
+    left, mid = st.columns(2)
+    left.selectbox(
+        "Provider",
+        ids,
+        index=ids.index(p.id),
+        format_func=lambda pid: PROVIDERS[pid].label,
+        key="studio_provider",
+        on_change=_on_provider,
+    )
+    models = [m.id for m in common.model_list(p)]
+    current = common.model_for(p) or (models[0] if models else "")
+    if current and current not in models:
+        models.insert(0, current)
+    if current:
+        settings.models.setdefault(p.id, current)
+    mid.selectbox(
+        "Model",
+        models,
+        index=models.index(current) if current else None,
+        key=f"studio_model_{p.id}",
+        accept_new_options=True,
+        placeholder="Type a model id",
+        on_change=_on_model,
+        args=(p.id,),
+        help="Type a model id to use one that is not listed. Settings fetches the provider's model list.",
+    )
+
+
+def prompt_form() -> None:
+    p = common.provider()
+    limits = common.limits_for(p, common.model_for(p))
+    default_max = 1024 if p.is_demo else min(limits.output_cap or 4096, 4096)
+    with st.form("generate", border=True):
+        st.text_area(
+            "Prompt",
+            key="prompt",
+            height=150,
+            placeholder="What should the model write? Long answers are the point: ask for thousands.",
+        )
+        with st.expander("System prompt (optional)"):
+            st.text_area("System prompt", key="system", height=90, label_visibility="collapsed")
+        left, right = st.columns(2)
+        left.number_input(
+            "Max tokens per round",
+            min_value=16,
+            max_value=262_144,
+            value=default_max,
+            step=256,
+            key="max_tokens",
+            help="Asked for in each round; the budget lowers it to fit the output cap and the window.",
+        )
+        right.number_input("Max rounds", min_value=1, max_value=500, value=20, key="max_rounds")
+        left.number_input(
+            "Target length (tokens)",
+            min_value=0,
+            max_value=10_000_000,
+            value=0,
+            step=1000,
+            key="target_tokens",
+            help="Stop once the answer has this many tokens. 0: let the model finish.",
+        )
+        right.selectbox(
+            "Strategy",
+            STRATEGIES,
+            index=STRATEGIES.index(p.strategy) if p.strategy in STRATEGIES else 0,
+            key=f"strategy_{p.id}",
+            help=f"How a round continues the answer. {p.label}'s default: {p.strategy}. {p.notes}",
+        )
+        st.slider("Temperature", 0.0, 2.0, 0.7, 0.05, key="temperature")
+        row = st.container(horizontal=True, vertical_alignment="center")
+        row.form_submit_button("Generate", type="primary", icon=":material/play_arrow:", on_click=_start_run)
+        row.caption("Ctrl+Enter in the prompt also generates")
+    window = f"{limits.context_window:,}-token window" if limits.context_window else "window unknown"
+    cap = f"output cap {limits.output_cap:,} per round" if limits.output_cap else "no known output cap"
+    st.caption(f"`{common.model_for(p)}`: {window}, {cap}.")
+
+
+def empty_state() -> None:
+    with st.container(border=True):
+        st.markdown("##### Nothing generated yet")
+        st.caption(
+            "Ask for something long. Each round is one request; when a round hits its token limit, "
+            "Continuum sends the answer so far back and the model picks up where it stopped. "
+            "The rounds, the context window and the cost fill in here as it writes."
+        )
+        st.markdown("**Try one of these**")
+        for i, example in enumerate(EXAMPLES):
+            st.button(
+                example,
+                key=f"example_{i}",
+                on_click=_use_example,
+                args=(example,),
+                type="tertiary",
+                icon=":material/arrow_outward:",
+            )
+
+
+@st.fragment
+def live_panel(job_id: str) -> None:
+    job = common.job_manager().get(job_id)
+    if job is None:
+        st.info("That run is no longer in memory.")
+        return
+    live.render_job(job, on_clear=_clear_run)
+
+
+st.title("Studio")
+st.caption("Long answers by response continuation: every round visible, every token accounted for.")
+
+if common.provider().is_demo and not common.configured_providers():
+    st.info(DEMO_BANNER, icon=":material/science:")
+
+left, right = st.columns([5, 7], gap="large")
+with left:
+    pickers()
+    prompt_form()
+
+with right:
+    flash = st.session_state.pop("flash", None)
+    if flash:
+        getattr(st, flash[0])(flash[1])
+    current = common.current_job()
+    if current is None:
+        empty_state()
+    else:
+        if st.query_params.get(common.RUN_PARAM) != current.id:
+            st.query_params[common.RUN_PARAM] = current.id
+        live_panel(current.id)

@@ -1,0 +1,88 @@
+"""Downloads of a run (core/export.py)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+
+import pytest
+
+from core import export
+from core.types import ErrorInfo, Prices, Round, RunResult, RunSpec
+
+
+def make_result(prompt: str = "Write a history of Rome in 5000 tokens", **spec_fields: object) -> RunResult:
+    spec = RunSpec(messages=[{"role": "user", "content": prompt}], prices=Prices(1.0, 2.0), **spec_fields)
+    rounds = [
+        Round(1, text="# Rome\n\nIt began ", finish_reason="length", prompt_tokens=10, completion_tokens=6),
+        Round(
+            2,
+            text="on seven hills — ünïcode.",
+            finish_reason="stop",
+            prompt_tokens=16,
+            completion_tokens=7,
+            prompt_estimated=True,
+            seam_flags=[{"kind": "overlap", "message": "x"}],
+        ),
+    ]
+    started = time.mktime((2025, 11, 26, 9, 30, 0, 0, 0, -1))
+    return RunResult(
+        spec=spec, rounds=rounds, stop_reason="finished", started_at=started, finished_at=started + 3
+    )
+
+
+def test_markdown_and_text_hold_exactly_the_assembled_answer():
+    result = make_result()
+    assert export.to_markdown(result).decode("utf-8") == "# Rome\n\nIt began on seven hills — ünïcode."
+    assert export.to_text(result) == export.to_markdown(result)
+
+
+def test_json_is_the_transcript():
+    result = make_result()
+    result.error = ErrorInfo(kind="StreamInterrupted", message="gone")
+    assert json.loads(export.to_json(result)) == json.loads(json.dumps(result.to_dict()))
+
+
+def test_json_keeps_non_ascii_readable():
+    assert "ünïcode" in export.to_json(make_result()).decode("utf-8")
+
+
+def test_csv_has_a_header_and_one_row_per_round():
+    rows = list(csv.DictReader(io.StringIO(export.to_csv(make_result()).decode("utf-8"))))
+    assert [r["round"] for r in rows] == ["1", "2"]
+    assert rows[1]["input_estimated"] == "True" and rows[1]["seam_flags"] == "overlap"
+
+
+def test_csv_columns_are_the_round_table_columns():
+    header = export.to_csv(make_result()).decode("utf-8").splitlines()[0]
+    assert header.split(",") == list(export.ROUND_COLUMNS)
+
+
+def test_round_rows_mark_estimates():
+    rows = export.round_rows(make_result())
+    assert [(r["input_estimated"], r["output_estimated"]) for r in rows] == [(False, False), (True, False)]
+
+
+def test_download_name_is_the_prompt_slug_and_the_date():
+    name = export.download_name(make_result(), "md")
+    assert name == "write-a-history-of-rome-in-5000-tokens-20251126-0930.md"
+
+
+def test_download_name_prefers_the_title():
+    name = export.download_name(make_result(title="Roma: a draft"), "json")
+    assert name.startswith("roma-a-draft-") and name.endswith(".json")
+
+
+def test_download_name_survives_a_prompt_without_letters():
+    assert export.download_name(make_result(prompt="¿¡…!?"), "txt").startswith("continuum-run-")
+
+
+def test_long_prompts_give_short_slugs():
+    assert len(export.slugify("word " * 100)) <= 48
+
+
+def test_unknown_formats_are_refused_with_the_choices():
+    with pytest.raises(ValueError, match="md, txt, json, csv"):
+        export.export(make_result(), "pdf")
