@@ -1,149 +1,83 @@
-"""The command line: ``python -m core run|probe|models|demo``.
-
-Exit codes: 0 when a run ended normally (finished or a limit), 1 on error,
-2 on bad usage. Progress goes to stderr; the answer to ``--output`` or stdout.
-"""
+"""``run``, ``probe`` and ``models``: talk to a server."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import signal
 import sys
-import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from core.errors import ConfigError, ContinuumError
-from core.keys import resolve_api_key
-from core.providers import DEFAULT_PROVIDER, PROVIDERS, Provider, get_provider
-from core.types import STRATEGIES, Delta, Event, Notice, Retrying, RoundFinished, RoundStarted, RunFinished
-
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
-NORMAL_STOPS = frozenset({"finished", "max_rounds", "target_reached", "context_exhausted", "cost_limit"})
-
-
-class UsageError(Exception):
-    """Bad command-line input: exit 2 with the message."""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+from core.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    NORMAL_STOPS,
+    Progress,
+    Target,
+    UsageError,
+    add_target_arguments,
+    non_negative_float,
+    open_target,
+    positive_int,
+    temperature,
+)
+from core.errors import ContinuumError
+from core.providers import PROVIDERS
+from core.types import STRATEGIES, CancelToken, RunFinished, RunResult, RunSpec, RunStarted
 
 
-def _temperature(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value <= 2.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 2, got {value}")
-    return value
-
-
-def _add_target(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--provider",
-        default=DEFAULT_PROVIDER,
-        choices=sorted(PROVIDERS),
-        help=f"provider preset (default: {DEFAULT_PROVIDER}; 'demo' is the offline demo model)",
-    )
-    parser.add_argument("--base-url", help="OpenAI-compatible base URL (default: the provider's)")
-    parser.add_argument("--model", help="model id (default: the provider's default model)")
-    parser.add_argument(
-        "--api-key-env",
-        metavar="NAME",
-        help="the environment variable holding the key (default: the provider's); never pass the key itself",
-    )
-    parser.add_argument(
-        "--demo-rate",
-        type=float,
-        default=0.0,
-        help="with --provider demo: tokens per second of the in-process demo model (0 = unthrottled)",
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m core",
-        description="Continuum: long answers from LLM APIs by response continuation.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_run_parser(sub: Any) -> None:
     run = sub.add_parser("run", help="run a prompt to the end, continuing round after round")
-    _add_target(run)
+    add_target_arguments(run)
     prompt = run.add_mutually_exclusive_group(required=True)
     prompt.add_argument("--prompt", help="the prompt text")
     prompt.add_argument("--prompt-file", type=Path, help="read the prompt from a file ('-' for stdin)")
     run.add_argument("--system", help="an optional system prompt")
-    run.add_argument("--max-tokens", type=_positive_int, default=4096, help="max tokens per round")
-    run.add_argument("--max-rounds", type=_positive_int, default=20, help="stop after this many rounds")
-    run.add_argument("--target-tokens", type=_positive_int, help="stop once the answer has this many tokens")
-    run.add_argument("--context-window", type=_positive_int, help="the model's context window in tokens")
-    run.add_argument("--strategy", choices=STRATEGIES, help="continuation strategy (default: the provider's)")
+    add_limit_arguments(run, defaults=True)
     run.add_argument(
         "--template", help="completions strategy: llama3, chatml, deepseek, mistral or a .jinja file"
     )
-    run.add_argument("--temperature", type=_temperature, help="sampling temperature (0-2)")
+    run.add_argument("--temperature", type=temperature, help="sampling temperature (0-2)")
     run.add_argument("--seed", type=int, help="sampling seed, for servers that support it")
-    run.add_argument("--cost-limit", type=float, help="stop before the estimated cost passes this (USD)")
-    run.add_argument("--output", type=Path, help="write the assembled answer here (default: stdout)")
-    run.add_argument("--transcript", type=Path, help="write the JSON transcript here")
     run.add_argument("--title", help="a short name for the run")
-    run.add_argument("--quiet", action="store_true", help="no progress display")
+    add_output_arguments(run)
 
     probe = sub.add_parser("probe", help="does this server continue an assistant prefill?")
-    _add_target(probe)
+    add_target_arguments(probe)
     probe.add_argument("--strategy", choices=STRATEGIES, default="prefill")
 
     models = sub.add_parser("models", help="list the server's models with context length and prices")
-    _add_target(models)
-
-    demo = sub.add_parser("demo", help="serve the offline demo model (OpenAI-compatible)", add_help=False)
-    demo.add_argument("demo_args", nargs=argparse.REMAINDER)
-    return parser
+    add_target_arguments(models)
 
 
-# ------------------------------------------------------------------ targets
+def add_limit_arguments(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    parser.add_argument(
+        "--max-tokens", type=positive_int, default=4096 if defaults else None, help="max tokens per round"
+    )
+    parser.add_argument(
+        "--max-rounds",
+        type=positive_int,
+        default=20 if defaults else None,
+        help="stop after this many rounds",
+    )
+    parser.add_argument(
+        "--target-tokens", type=positive_int, help="stop once the answer has this many tokens"
+    )
+    parser.add_argument("--context-window", type=positive_int, help="the model's context window in tokens")
+    parser.add_argument(
+        "--strategy", choices=STRATEGIES, help="continuation strategy (default: the provider's)"
+    )
+    parser.add_argument(
+        "--cost-limit", type=non_negative_float, help="stop before the cost passes this (USD)"
+    )
 
 
-@dataclass
-class Target:
-    provider: Provider
-    base_url: str
-    model: str
-    api_key: str | None
-
-
-@contextlib.contextmanager
-def open_target(args: argparse.Namespace) -> Iterator[Target]:
-    """Resolve provider, base URL, model and key; start the demo model when chosen."""
-    provider = get_provider(args.provider)
-    model = args.model or provider.default_model
-    if not model:
-        raise UsageError(f"--model is required for the {provider.label} provider")
-    api_key = resolve_api_key(provider.id, api_key_env=args.api_key_env)
-    if provider.needs_key and not api_key:
-        raise ConfigError(f"No API key found for {provider.label}.", hint=provider.key_hint())
-    if provider.is_demo and not args.base_url:
-        from core.demo import start_demo_server
-
-        with start_demo_server(rate=args.demo_rate) as server:
-            yield Target(provider, server.base_url, model, api_key)
-        return
-    base_url = args.base_url or provider.base_url
-    if not base_url:
-        raise UsageError(f"--base-url is required for the {provider.label} provider")
-    yield Target(provider, base_url, model, api_key)
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", type=Path, help="write the assembled answer here (default: stdout)")
+    parser.add_argument("--transcript", type=Path, help="write the JSON transcript here")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    parser.add_argument("--no-save", action="store_true", help="do not record the run in the history")
 
 
 def _read_prompt(args: argparse.Namespace) -> str:
@@ -161,78 +95,21 @@ def _read_prompt(args: argparse.Namespace) -> str:
     return text
 
 
-# ------------------------------------------------------------------ run
+def _template(name: str | None) -> str | None:
+    if name and name.endswith((".jinja", ".j2")):
+        try:
+            return Path(name).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read the template {name}: {exc}") from None
+    return name
 
 
-class Progress:
-    """One status line on stderr, redrawn at most 10 times a second."""
-
-    def __init__(self, stream: TextIO, window: int | None, enabled: bool = True) -> None:
-        self.stream = stream
-        self.window = window
-        self.enabled = enabled
-        self.tty = stream.isatty()
-        self.round = 0
-        self.round_chars = 0
-        self.tokens = 0
-        self.context = 0
-        self.last_draw = 0.0
-
-    def handle(self, event: Event) -> None:
-        if not self.enabled:
-            return
-        if isinstance(event, RoundStarted):
-            self.round, self.round_chars = event.index, 0
-            self.draw(force=True)
-        elif isinstance(event, Delta):
-            self.round_chars += len(event.text)
-            self.draw()
-        elif isinstance(event, RoundFinished):
-            r = event.round
-            self.tokens += r.completion_tokens
-            self.context = r.prompt_tokens + r.completion_tokens
-            mark = "~" if r.tokens_estimated else ""
-            self.line(
-                f"round {r.index}: {mark}{r.completion_tokens:,} tokens, "
-                f"finish={r.finish_reason or 'none'}, {r.duration_s:.1f} s"
-                + (f", error: {r.error}" if r.error else "")
-            )
-        elif isinstance(event, Retrying):
-            self.line(f"retrying in {event.wait:.1f} s ({event.reason})")
-        elif isinstance(event, Notice):
-            self.line(f"note: {event.message}")
-
-    def draw(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not self.tty or (not force and now - self.last_draw < 0.1):
-            return
-        self.last_draw = now
-        window = f" · context {self.context:,}/{self.window:,}" if self.window else ""
-        self.stream.write(
-            f"\r\x1b[Kround {self.round} · {self.tokens:,} tokens so far · "
-            f"{self.round_chars:,} chars this round{window}"
-        )
-        self.stream.flush()
-
-    def line(self, text: str) -> None:
-        self.stream.write(("\r\x1b[K" if self.tty else "") + text + "\n")
-        self.stream.flush()
-
-
-def _spec_from_args(args: argparse.Namespace, target: Target, prompt: str) -> Any:
-    from core.types import RunSpec
-
+def spec_from_args(args: argparse.Namespace, target: Target, prompt: str) -> RunSpec:
     messages: list[dict[str, Any]] = []
     if args.system:
         messages.append({"role": "system", "content": args.system})
     messages.append({"role": "user", "content": prompt})
     provider = target.provider
-    template = args.template
-    if template and template.endswith((".jinja", ".j2")):
-        try:
-            template = Path(template).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot read the template {args.template}: {exc}") from None
     return RunSpec(
         messages=messages,
         provider=provider.id,
@@ -245,7 +122,7 @@ def _spec_from_args(args: argparse.Namespace, target: Target, prompt: str) -> An
         context_window=args.context_window or provider.context_window,
         output_cap=provider.output_cap,
         strategy=args.strategy or provider.strategy,
-        template=template,
+        template=_template(args.template),
         temperature=args.temperature,
         seed=args.seed,
         prices=provider.prices,
@@ -254,19 +131,20 @@ def _spec_from_args(args: argparse.Namespace, target: Target, prompt: str) -> An
     )
 
 
-def _apply_model_meta(spec: Any, client: Any, args: argparse.Namespace, progress: Progress) -> None:
-    """Fill context window, output cap and prices from the server's model list, where it offers them."""
-    if not (target_meta := spec.provider in PROVIDERS and PROVIDERS[spec.provider].model_meta):
+def apply_model_meta(spec: RunSpec, client: Any, progress: Progress, *, keep_window: bool) -> None:
+    """Fill context window, output cap and prices from the server's model list where it offers them."""
+    provider = PROVIDERS.get(spec.provider)
+    if provider is None or not provider.model_meta:
         return
     try:
-        models = client.list_models(with_meta=target_meta)
+        models = client.list_models(with_meta=True)
     except ContinuumError as exc:
         progress.line(f"note: could not read the model list ({exc.message}); using presets")
         return
     info = next((m for m in models if m.id == spec.model), None)
     if info is None:
         return
-    if info.context_length and not args.context_window:
+    if info.context_length and not keep_window:
         spec.context_window = info.context_length
     if info.max_output:
         spec.output_cap = info.max_output
@@ -274,44 +152,54 @@ def _apply_model_meta(spec: Any, client: Any, args: argparse.Namespace, progress
         spec.prices = info.prices
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def execute(
+    spec: RunSpec,
+    target: Target,
+    *,
+    quiet: bool,
+    save: bool,
+    resume: RunResult | None = None,
+    keep_window: bool = False,
+) -> RunFinished:
+    """Run the engine with a progress line, recording to the history unless ``save`` is False."""
     from core.client import Client
     from core.engine import run as run_engine
-    from core.types import CancelToken
 
-    prompt = _read_prompt(args)
-    with open_target(args) as target:
-        spec = _spec_from_args(args, target, prompt)
-        client = Client(target.base_url, target.api_key, key_hint=target.provider.key_hint())
-        progress = Progress(sys.stderr, spec.context_window, enabled=not args.quiet)
-        cancel = CancelToken()
-        previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
-        try:
-            _apply_model_meta(spec, client, args, progress)
-            progress.window = spec.context_window
-            finished: RunFinished | None = None
-            for event in run_engine(spec, api_key=target.api_key, cancel=cancel, client=client):
-                progress.handle(event)
-                if isinstance(event, RunFinished):
-                    finished = event
-        finally:
-            signal.signal(signal.SIGINT, previous)
-            client.close()
-    assert finished is not None
+    client = Client(target.base_url, target.api_key, key_hint=target.provider.key_hint())
+    progress = Progress(sys.stderr, spec.context_window, enabled=not quiet)
+    cancel = CancelToken()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
+    store = recorder = None
+    try:
+        apply_model_meta(spec, client, progress, keep_window=keep_window)
+        progress.window = spec.context_window
+        events = run_engine(spec, api_key=target.api_key, cancel=cancel, resume=resume, client=client)
+        if save:
+            from core.store import Recorder, Store
+
+            store = Store()
+            store.mark_interrupted()
+            recorder = Recorder(store, resume=resume, autoflush=True)
+            events = recorder.record(events)
+        finished: RunFinished | None = None
+        for event in events:
+            progress.handle(event)
+            if isinstance(event, RunFinished):
+                finished = event
+            elif isinstance(event, RunStarted) and recorder is not None and store is not None:
+                progress.line(f"run {recorder.run_id} (history: {store.path})")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        client.close()
+        if store is not None:
+            store.close()
+    if finished is None:
+        raise ContinuumError("The run ended without a result.")
+    return finished
+
+
+def report(args: argparse.Namespace, finished: RunFinished) -> int:
     result = finished.result
-    _write_outputs(args, result)
-    totals = result.totals()
-    progress.line(
-        f"stopped: {finished.stop_reason} after {totals['rounds']} rounds, "
-        f"{totals['completion_tokens']:,} tokens out, {totals['prompt_tokens_billed']:,} tokens in (billed)"
-    )
-    if finished.error:
-        print(f"error: {finished.error.message}", file=sys.stderr)
-        return EXIT_ERROR
-    return EXIT_OK if finished.stop_reason in NORMAL_STOPS else EXIT_ERROR
-
-
-def _write_outputs(args: argparse.Namespace, result: Any) -> None:
     if args.output:
         args.output.write_text(result.text, encoding="utf-8")
     else:
@@ -323,15 +211,42 @@ def _write_outputs(args: argparse.Namespace, result: Any) -> None:
         args.transcript.write_text(
             json.dumps(result.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8"
         )
+    totals = result.totals()
+    if not args.quiet:
+        print(
+            f"stopped: {finished.stop_reason} after {totals['rounds']} rounds, "
+            f"{totals['completion_tokens']:,} tokens out, {totals['prompt_tokens_billed']:,} tokens in (billed)"
+            + (f"; run {result.run_id}" if result.run_id else ""),
+            file=sys.stderr,
+        )
+    if finished.error:
+        print(f"error: {finished.error.message}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK if finished.stop_reason in NORMAL_STOPS else EXIT_ERROR
 
 
-# ------------------------------------------------------------------ probe, models, demo
+def cmd_run(args: argparse.Namespace) -> int:
+    prompt = _read_prompt(args)
+    with open_target(
+        args.provider,
+        base_url=args.base_url,
+        model=args.model,
+        api_key_env=args.api_key_env,
+        demo_rate=args.demo_rate,
+    ) as target:
+        spec = spec_from_args(args, target, prompt)
+        finished = execute(
+            spec, target, quiet=args.quiet, save=not args.no_save, keep_window=bool(args.context_window)
+        )
+    return report(args, finished)
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
     from core.probe import probe
 
-    with open_target(args) as target:
+    with open_target(
+        args.provider, base_url=args.base_url, model=args.model, api_key_env=args.api_key_env
+    ) as target:
         result = probe(target.base_url, target.model, api_key=target.api_key, strategy=args.strategy)
     print(f"verdict: {result.verdict}")
     print(f"sample: {result.sample!r}")
@@ -342,7 +257,12 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from core.client import Client
 
-    with open_target(args) as target, Client(target.base_url, target.api_key) as client:
+    with (
+        open_target(
+            args.provider, base_url=args.base_url, model=args.model, api_key_env=args.api_key_env
+        ) as target,
+        Client(target.base_url, target.api_key, key_hint=target.provider.key_hint()) as client,
+    ):
         models = client.list_models()
     print(f"{'model':<50} {'context':>9} {'max out':>9} {'$/M in':>8} {'$/M out':>8}")
     for m in models:
@@ -351,31 +271,4 @@ def cmd_models(args: argparse.Namespace) -> int:
             f"{m.id:<50} {m.context_length or '-':>9} {m.max_output or '-':>9} "
             f"{prices.input_per_mtok if prices else '-':>8} {prices.output_per_mtok if prices else '-':>8}"
         )
-    return EXIT_OK
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from core.demo.server import main as demo_main
-
-    return int(demo_main(list(args.demo_args)) or 0)
-
-
-COMMANDS = {"run": cmd_run, "probe": cmd_probe, "models": cmd_models, "demo": cmd_demo}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except UsageError as exc:
-        parser.error(str(exc))  # exits 2
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ContinuumError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        return 130
     return EXIT_OK

@@ -1,0 +1,61 @@
+"""The command line: ``python -m core run|probe|models|runs|demo``.
+
+Exit codes: 0 when a run ended normally (finished or a limit), 1 on error,
+2 on bad usage. Progress goes to stderr; the answer to ``--output`` or stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from core.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError
+from core.cli.run import add_run_parser, cmd_models, cmd_probe, cmd_run
+from core.cli.runs import add_runs_parser, cmd_runs
+from core.errors import ConfigError, ContinuumError
+
+__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from core.demo.server import main as demo_main
+
+    return int(demo_main(list(args.demo_args)) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m core",
+        description="Continuum: long answers from LLM APIs by response continuation.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_run_parser(sub)
+    add_runs_parser(sub)
+    demo = sub.add_parser(
+        "demo",
+        help="serve the offline demo model: python -m core demo --port 8765 [--rate N] [--prefill ignored …]",
+        add_help=False,
+    )
+    demo.add_argument("demo_args", nargs=argparse.REMAINDER)
+    return parser
+
+
+COMMANDS = {"run": cmd_run, "probe": cmd_probe, "models": cmd_models, "runs": cmd_runs, "demo": cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        parser.exit(EXIT_USAGE, f"{parser.prog}: error: {exc}\n")
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ContinuumError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130

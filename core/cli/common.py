@@ -1,0 +1,185 @@
+"""Pieces shared by the subcommands: argument types, targets, the progress line."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TextIO
+from urllib.parse import urlsplit
+
+from core.errors import ConfigError
+from core.keys import resolve_api_key
+from core.providers import DEFAULT_PROVIDER, PROVIDERS, Provider, get_provider
+from core.types import Delta, Event, Notice, Retrying, RoundFinished, RoundStarted
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+NORMAL_STOPS = frozenset({"finished", "max_rounds", "target_reached", "context_exhausted", "cost_limit"})
+
+
+class UsageError(Exception):
+    """Bad command-line input: exit 2 with the message."""
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def temperature(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 2.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def add_target_arguments(
+    parser: argparse.ArgumentParser, *, provider_default: str | None = DEFAULT_PROVIDER
+) -> None:
+    parser.add_argument(
+        "--provider",
+        default=provider_default,
+        choices=sorted(PROVIDERS),
+        help=f"provider preset (default: {provider_default or 'the run’s'}; 'demo' is the offline demo model)",
+    )
+    parser.add_argument("--base-url", help="OpenAI-compatible base URL (default: the provider's)")
+    parser.add_argument("--model", help="model id (default: the provider's default model)")
+    parser.add_argument(
+        "--api-key-env",
+        metavar="NAME",
+        help="the environment variable holding the key (default: the provider's); never the key itself",
+    )
+    parser.add_argument(
+        "--demo-rate",
+        type=non_negative_float,
+        default=0.0,
+        help="with --provider demo: tokens per second of the in-process demo model (0 = unthrottled)",
+    )
+
+
+@dataclass
+class Target:
+    provider: Provider
+    base_url: str
+    model: str
+    api_key: str | None
+
+
+@contextlib.contextmanager
+def open_target(
+    provider_id: str,
+    *,
+    base_url: str | None = None,
+    model: str | None = None,
+    api_key_env: str | None = None,
+    demo_rate: float = 0.0,
+    demo_path: str | None = None,
+) -> Iterator[Target]:
+    """Resolve provider, base URL, model and key; start the in-process demo model when chosen.
+
+    ``demo_path`` keeps a demo behaviour prefix (``/x/k=v/v1``) when a demo run is resumed
+    on a freshly started demo server.
+    """
+    provider = get_provider(provider_id)
+    model = model or provider.default_model
+    if not model:
+        raise UsageError(f"--model is required for the {provider.label} provider")
+    api_key = resolve_api_key(provider.id, api_key_env=api_key_env)
+    if provider.needs_key and not api_key:
+        raise ConfigError(f"No API key found for {provider.label}.", hint=provider.key_hint())
+    if provider.is_demo and not base_url:
+        from core.demo import start_demo_server
+
+        with start_demo_server(rate=demo_rate) as server:
+            url = server.base_url
+            if demo_path and demo_path.rstrip("/") not in ("", "/v1"):
+                url = server.root_url.rstrip("/") + "/" + demo_path.strip("/")
+            yield Target(provider, url, model, api_key)
+        return
+    base_url = base_url or provider.base_url
+    if not base_url:
+        raise UsageError(f"--base-url is required for the {provider.label} provider")
+    yield Target(provider, base_url, model, api_key)
+
+
+def url_path(url: str) -> str:
+    return urlsplit(url).path
+
+
+class Progress:
+    """One status line on stderr (redrawn at most 10 times a second on a terminal)."""
+
+    def __init__(self, stream: TextIO = sys.stderr, window: int | None = None, enabled: bool = True) -> None:
+        self.stream = stream
+        self.window = window
+        self.enabled = enabled
+        self.tty = stream.isatty()
+        self.round = 0
+        self.round_chars = 0
+        self.tokens = 0
+        self.context = 0
+        self.last_draw = 0.0
+
+    def handle(self, event: Event) -> None:
+        if not self.enabled:
+            return
+        if isinstance(event, RoundStarted):
+            self.round, self.round_chars = event.index, 0
+            self.draw(force=True)
+        elif isinstance(event, Delta):
+            self.round_chars += len(event.text)
+            self.draw()
+        elif isinstance(event, RoundFinished):
+            r = event.round
+            self.tokens += r.completion_tokens
+            self.context = r.prompt_tokens + r.completion_tokens
+            mark = "~" if r.tokens_estimated else ""
+            window = f", context {self.context:,}/{self.window:,}" if self.window else ""
+            error = f", error: {r.error}" if r.error else ""
+            self.line(
+                f"round {r.index}: {mark}{r.completion_tokens:,} tokens, "
+                f"finish={r.finish_reason or 'none'}, {r.duration_s:.1f} s{window}{error}"
+            )
+        elif isinstance(event, Retrying):
+            self.line(f"retrying in {event.wait:.1f} s ({event.reason})")
+        elif isinstance(event, Notice):
+            self.line(f"note: {event.message}")
+
+    def draw(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.tty or (not force and now - self.last_draw < 0.1):
+            return
+        self.last_draw = now
+        window = f" · context {self.context:,}/{self.window:,}" if self.window else ""
+        self.stream.write(
+            f"\r\x1b[Kround {self.round} · {self.tokens:,} tokens so far · "
+            f"{self.round_chars:,} chars this round{window}"
+        )
+        self.stream.flush()
+
+    def line(self, text: str) -> None:
+        if not self.enabled:
+            return
+        self.stream.write(("\r\x1b[K" if self.tty else "") + text + "\n")
+        self.stream.flush()
