@@ -42,7 +42,6 @@ from core.errors import (
     ValidationError,
     parse_context_overflow,
 )
-from core.export import download_name, export
 from core.keys import find_api_key, redact, resolve_api_key
 from core.probe import ProbeResult, probe
 from core.providers import DEFAULT_PROVIDER, PROVIDERS, Provider, get_provider
@@ -131,8 +130,6 @@ __all__ = [
     "Usage",
     "ValidationError",
     "context_used",
-    "download_name",
-    "export",
     "find_api_key",
     "get_provider",
     "get_strategy",

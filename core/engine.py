@@ -26,7 +26,7 @@ from typing import Any
 
 from core import budget, seams
 from core.client import Client, Timeouts
-from core.errors import ContinuumError
+from core.errors import ConfigError, ContinuumError
 from core.reasoning import ThinkSplitter
 from core.rounds import Outcome, Plan, RetryPolicy, RoundStreamer
 from core.strategies import Think, get_strategy, prefill_text
@@ -210,35 +210,36 @@ class _Runner:
         return tokens + budget.MESSAGE_OVERHEAD_TOKENS * max(0, messages - sent_messages), chars
 
     def _plan_round(self) -> Plan | str:
+        """The next request, or a stop reason when none should be sent."""
         spec, rounds = self.spec, self.result.rounds
-        answer = self.result.text
-        reasoning = "".join(self.reasoning_parts) if not answer else ""
-        think = self.think if not answer else None
-        body = self.strategy.build(spec, answer, reasoning, think=think)[1]
-        context, _ = self._context_tokens(body)
-        produced = self.produced
-        first = budget.round_budget(
-            spec, context_tokens=context, produced_tokens=produced, window=self.window
+        if spec.max_tokens < 1:
+            raise ConfigError(f"max_tokens per round is {spec.max_tokens}.", "Set it to at least 1.")
+        full = self.result.text
+        reasoning = "".join(self.reasoning_parts) if not full else ""
+        think = self.think if not full else None
+        body = self.strategy.build(spec, full, reasoning, think=think)[1]
+        context, chars = self._context_tokens(body)
+        room = budget.round_budget(
+            spec, context_tokens=context, produced_tokens=self.produced, window=self.window
         )
-        if first.exhausted:
+        if room.exhausted:
             return "context_exhausted"
         last = rounds[-1] if rounds else None
-        held = seams.hold_back(last.text, first.max_tokens) if last and last.text else 0
-        if held and last is not None:
-            last.held_back = last.text[-held:] + last.held_back
-            last.text = last.text[:-held]
-            answer = answer[:-held]
+        held = seams.hold_back(last.text, room.max_tokens) if last and last.text else 0
+        answer = full[: len(full) - held]
         endpoint, body = self.strategy.build(spec, answer, reasoning, think=think)
-        context, chars = self._context_tokens(body)
-        plan_budget = budget.round_budget(
-            spec, context_tokens=context, produced_tokens=produced, window=self.window
-        )
-        if plan_budget.max_tokens <= 0:
-            return "target_reached" if plan_budget.limited_by == "target" else "context_exhausted"
-        body["max_tokens"] = plan_budget.max_tokens
+        if held:
+            context, chars = self._context_tokens(body)
+            room = budget.round_budget(
+                spec, context_tokens=context, produced_tokens=self.produced, window=self.window
+            )
+        body["max_tokens"] = room.max_tokens
         spent = self.spent + budget.prompt_cost(spec.prices, context)
         if spec.cost_limit is not None and spec.prices is not None and spent > spec.cost_limit:
             return "cost_limit"
+        if held and last is not None:  # committed: the previous round gives its tail back
+            last.held_back = last.text[-held:] + last.held_back
+            last.text = last.text[:-held]
         prefill = prefill_text(answer, reasoning, think)
         splitter = None
         if not answer:
@@ -246,7 +247,7 @@ class _Runner:
         return Plan(
             endpoint=endpoint,
             body=body,
-            max_tokens=plan_budget.max_tokens,
+            max_tokens=room.max_tokens,
             held=held,
             answer=answer,
             prefill=prefill,
@@ -260,8 +261,8 @@ class _Runner:
 
     def _close_round(self, rnd: Round, plan: Plan, outcome: Outcome) -> None:
         spec, got = self.spec, outcome.got
-        if plan.window and not self.window:
-            self.window = plan.window  # learnt from an overflow error
+        if plan.window:  # named by an overflow error: the server knows best
+            self.window = min(self.window or plan.window, plan.window)
         content = "".join(got.content)
         reasoning = "".join(got.reasoning)
         cut = outcome.kind == "broken" or (got.finish_reason or "") in TRUNCATED_FINISH_REASONS
@@ -273,7 +274,8 @@ class _Runner:
         rnd.reasoning = reasoning if spec.reasoning == "separate" else ""
         self.reasoning_parts.append(reasoning)
         rnd.finish_reason = got.finish_reason
-        rnd.error = str(outcome.error) if outcome.error is not None else None
+        if outcome.error is not None and outcome.kind != "cancelled":
+            rnd.error = str(outcome.error)
         generated = len(content) + len(reasoning)
         usage = got.usage
         if usage is not None and (usage.completion_tokens or usage.prompt_tokens):

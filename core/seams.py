@@ -215,12 +215,12 @@ REPEAT_MIN = 200  # a round repeating this much text verbatim is looping
 
 
 def check_repeated_round(answer: str, new_text: str) -> Flag | None:
-    """The new round (at least REPEAT_MIN characters) is a verbatim copy of recent text."""
-    if len(new_text) < REPEAT_MIN or new_text not in answer[-LOOP_WINDOW:]:
+    """The new round starts with a verbatim copy (REPEAT_MIN characters) of recent text."""
+    if len(new_text) < REPEAT_MIN or new_text[:REPEAT_MIN] not in answer[-LOOP_WINDOW:]:
         return None
     return {
         "kind": "repetition",
-        "message": f"the new round repeats {len(new_text)} characters written before, verbatim",
+        "message": "the new round repeats text written before, verbatim",
         "excerpt": new_text[:80],
     }
 

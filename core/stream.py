@@ -35,6 +35,7 @@ from core.errors import (
 from core.sse import SSEDecoder, SSEEvent
 from core.types import StreamDelta, Usage
 from core.wire import (
+    call_later,
     parse_usage,
     read_limited,
     request_id,
@@ -88,7 +89,7 @@ class Stream:
         self._finished = False
         self._response: httpx.Response | None = None
         self._netstream: Any = None
-        self._timer: threading.Timer | None = None
+        self._cancel_timer: Callable[[], None] | None = None
         self._json_answer: dict[str, Any] | None = None
         self._first_chunk = b""  # bytes read to sniff an unlabelled body
         self._gen: Generator[StreamDelta, None, None] = self._run()
@@ -146,6 +147,12 @@ class Stream:
             except Exception:  # noqa: BLE001 - the reader thread reports the outcome
                 pass
 
+    def _round_expired(self) -> None:
+        self._abort("round")
+
+    def _drain_expired(self) -> None:
+        self._abort("drain")
+
     def _trace(self, name: str, info: dict[str, Any]) -> None:
         """httpcore trace hook: keep the socket of a fresh connection, so abort works before headers."""
         if name in _CAPTURE_EVENTS and info.get("return_value") is not None:
@@ -158,8 +165,8 @@ class Stream:
     def _cleanup(self) -> None:
         with self._lock:
             self._finished = True
-        if self._timer is not None:
-            self._timer.cancel()
+        if self._cancel_timer is not None:
+            self._cancel_timer()
         response = self._response
         if response is not None:
             try:
@@ -187,9 +194,7 @@ class Stream:
         client = self._client
         if self._abort_reason is not None:
             raise self._abort_error()
-        self._timer = threading.Timer(client.timeouts.round, self._abort, ("round",))
-        self._timer.daemon = True
-        self._timer.start()
+        self._cancel_timer = call_later(client.timeouts.round, self._round_expired)
         http = client._http
         try:
             request = http.build_request(
@@ -370,13 +375,11 @@ class Stream:
 
     def _drain(self, next_chunk: Callable[[], bytes]) -> None:
         """Read to the end of the body after [DONE] so the connection can be reused."""
-        timer = threading.Timer(DRAIN_SECONDS, self._abort, ("drain",))
-        timer.daemon = True
-        timer.start()
+        cancel = call_later(DRAIN_SECONDS, self._drain_expired)
         try:
             while True:
                 next_chunk()
         except Exception:  # noqa: BLE001 - StopIteration or a broken tail: the answer is complete
             pass
         finally:
-            timer.cancel()
+            cancel()

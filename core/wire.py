@@ -6,10 +6,14 @@ and socket shutdown for aborts. Callers above this layer never see httpx types.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import json.scanner
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_REDIRECTS",
+    "call_later",
     "parse_usage",
     "read_limited",
     "request_id",
@@ -197,3 +202,53 @@ def shutdown_socket(netstream: Any) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
     except (OSError, TypeError):
         pass
+
+
+class _Watchdog:
+    """One daemon thread running delayed callbacks (round ceilings, drain limits).
+
+    Cheaper than a ``threading.Timer`` (a thread each) per stream.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[list[Any]] = []  # [deadline, sequence, callback or None]
+        self._sequence = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Callable[[], None]:
+        entry: list[Any] = [time.monotonic() + delay, next(self._sequence), callback]
+        with self._cond:
+            if len(self._heap) > 1024:  # drop cancelled entries now and then
+                self._heap = [e for e in self._heap if e[2] is not None]
+                heapq.heapify(self._heap)
+            heapq.heappush(self._heap, entry)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="continuum-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+        def cancel() -> None:
+            entry[2] = None
+
+        return cancel
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    heap = self._heap
+                    while heap and heap[0][2] is None:
+                        heapq.heappop(heap)
+                    now = time.monotonic()
+                    if heap and heap[0][0] <= now:
+                        callback = heapq.heappop(heap)[2]
+                        break
+                    self._cond.wait(heap[0][0] - now if heap else None)
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - a failing callback must not stop the others
+                pass
+
+
+call_later = _Watchdog().call_later

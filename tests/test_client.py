@@ -543,7 +543,7 @@ def test_silence_past_the_idle_timeout_is_an_idle_timeout(demo_url: Callable[...
 
 
 def test_keep_alive_comments_count_as_activity_for_the_idle_timeout(demo_url: Callable[..., str]) -> None:
-    c = Client(demo_url(stall=1.5), timeouts=Timeouts(idle=1.0))
+    c = Client(demo_url(stall=2.5), timeouts=Timeouts(idle=1.5))
     stream = c.stream_chat({"model": "demo", "messages": [{"role": "user", "content": "Write 5 tokens"}]})
     deltas, error = collect(stream)
     assert (error, stream.comments > 1, len(deltas) > 0) == (None, True, True)

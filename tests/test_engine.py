@@ -140,12 +140,21 @@ def test_an_echo_without_the_prefix_strategy_is_a_restart(demo_url) -> None:
     assert done.stop_reason == "repetition"
 
 
-def test_a_seam_inside_a_code_block_is_flagged(demo_url) -> None:
-    prompt = "Write 20000 tokens about fenced code"
-    done = finish(run_all(spec_for(demo_url(), prompt, model="demo-32k", max_tokens=64)))
-    kinds = {f["kind"] for r in done.result.rounds for f in r.seam_flags}
-    assert done.result.text == demo_document(prompt)
-    assert {"open_fence", "open_table"} <= kinds
+def test_seams_inside_code_blocks_and_tables_are_flagged(demo_url) -> None:
+    prompt = "Write 3000 tokens about fenced code 0"
+    rounds = finish(run_all(spec_for(demo_url(), prompt, max_tokens=48))).result.rounds
+    assert "".join(r.text for r in rounds) == demo_document(prompt)
+    flagged = {f["kind"]: [] for f in [{"kind": "open_fence"}, {"kind": "open_table"}]}
+    for i, r in enumerate(rounds):
+        before = "".join(p.text for p in rounds[:i])
+        fences = sum(line.startswith("```") for line in before.split("\n"))
+        last_line = before.rstrip("\n").rsplit("\n", 1)[-1]
+        kinds = {f["kind"] for f in r.seam_flags}
+        assert ("open_fence" in kinds) == (fences % 2 == 1), i
+        assert ("open_table" in kinds) == last_line.startswith("|"), i
+        for kind in kinds & set(flagged):
+            flagged[kind].append(i)
+    assert all(flagged.values())
 
 
 @pytest.mark.parametrize("shape", ["field", "reasoning", "think"])

@@ -95,13 +95,47 @@ def test_an_unknown_window_is_learnt_from_the_overflow_error(demo_url, wording: 
     assert len(done.result.text) > 20000
 
 
-def test_an_overflow_that_persists_after_lowering_ends_the_run(demo_url) -> None:
-    # The spec claims a window larger than the model's: every estimate is too generous.
+def overflowing_server(sent: list[int], message: str) -> Client:
+    """A fake server that answers every request with a context-overflow 400."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.read())["max_tokens"])
+        return httpx.Response(
+            400, json={"error": {"message": message, "type": "BadRequestError", "code": 400}}
+        )
+
+    return Client("http://fake.test/v1", transport=httpx.MockTransport(handler))
+
+
+VLLM_OVERFLOW = (
+    "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens "
+    "(5000 in the messages, 4000 in the completion). Please reduce the length of the messages or completion."
+)
+
+
+def test_an_overflow_that_persists_after_lowering_once_ends_the_run() -> None:
+    sent: list[int] = []
+    client = overflowing_server(sent, VLLM_OVERFLOW)
+    events = run_all(spec_for("http://fake.test/v1", LONG, max_tokens=4000), client=client)
+    assert finish(events).stop_reason == "context_exhausted"
+    assert sent == [4000, 8192 - 5000]  # lowered once, to what the numbers say fits
+    assert not any(isinstance(e, Retrying) for e in events)
+
+
+def test_an_overflow_without_numbers_halves_max_tokens_once() -> None:
+    sent: list[int] = []
+    client = overflowing_server(sent, "Input is too long for the context window of this model.")
+    events = run_all(spec_for("http://fake.test/v1", LONG, max_tokens=4000), client=client)
+    assert finish(events).stop_reason == "context_exhausted"
+    assert sent == [4000, 2000]
+
+
+def test_a_window_the_server_names_overrides_a_larger_one_in_the_spec(demo_url) -> None:
     recorder, events = recorded_run(demo_url(), max_tokens=4000, context_window=100_000)
     done = finish(events)
     assert done.stop_reason == "context_exhausted"
+    assert recorder.statuses.count(400) == 1  # learnt once, then the budget keeps within 8192
     assert demo_document(LONG).startswith(done.result.text)
-    assert not any(isinstance(e, Retrying) for e in events)
 
 
 def test_the_target_limits_the_last_round(demo_url) -> None:

@@ -41,8 +41,8 @@ BEHAVIOUR_SIZES = [(1, 200), (7, 1000), (64, 5000), (1000, 20000)]
 
 
 def check_exact(url: str, name: str, max_tokens: int, length: int) -> None:
-    behaviours, fields = BEHAVIOURS[name]
-    prompt = f"Write {length} tokens about the {name} seam"
+    fields = BEHAVIOURS[name][1]
+    prompt = f"Write {length} tokens about seams"  # one document per size: the demo caches it
     fields = {"model": "demo-32k" if length > 5000 else "demo", **fields}
     events = run_all(spec_for(url, prompt, max_tokens=max_tokens, **fields))
     done = finish(events)

@@ -6,6 +6,7 @@ import random
 
 from test_engine_support import FAST_RETRY, finish, run_all, spec_for
 
+from core.client import Timeouts
 from core.demo import demo_document
 from core.engine import RetryPolicy
 from core.types import Retrying, RoundStarted
@@ -72,6 +73,15 @@ def test_a_malformed_chunk_stops_with_a_clear_error_and_keeps_the_text(demo_url)
     assert "not a JSON" in done.error.message
     assert len(done.result.text) > 0 and demo_document(PROMPT).startswith(done.result.text)
     assert done.result.rounds[-1].error
+
+
+def test_a_silent_server_times_out_and_is_retried_before_the_run_gives_up(demo_url) -> None:
+    policy = RetryPolicy(max_attempts=2, base=0.001, cap=0.001)
+    spec = spec_for(demo_url(silent=5), PROMPT, max_tokens=100)
+    events = run_all(spec, retry=policy, timeouts=Timeouts(connect=5, idle=0.2, round=10))
+    done = finish(events)
+    assert [e.attempt for e in events if isinstance(e, Retrying)] == [2]
+    assert done.stop_reason == "error" and done.error is not None and done.error.kind == "IdleTimeoutError"
 
 
 def test_a_rejected_key_is_never_retried(demo_url) -> None:

@@ -74,3 +74,11 @@ def test_the_reasoning_prefill_opens_the_tag_without_closing_it() -> None:
 
 def test_a_lone_less_than_sign_inside_reasoning_is_reasoning() -> None:
     assert split(["<think>a <", "b and c</think>x"]) == ("x", "a <b and c")
+
+
+def test_a_round_after_a_bare_opening_tag_drops_the_newline_after_it() -> None:
+    assert split(["\nLet me", " think</think>A"], inside=True, empty=True) == ("A", "Let me think")
+
+
+def test_a_round_after_the_closing_tag_drops_the_whitespace_before_the_answer() -> None:
+    assert split(["\n\n", "# Answer"], closed=True) == ("# Answer", "")

@@ -43,7 +43,9 @@ def test_completions_are_probed_through_a_template(demo_url) -> None:
 
 def test_a_reply_that_is_neither_is_unclear() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        chunk = {"choices": [{"index": 0, "delta": {"content": "Sure! Here you go."}, "finish_reason": "stop"}]}
+        chunk = {
+            "choices": [{"index": 0, "delta": {"content": "Sure! Here you go."}, "finish_reason": "stop"}]
+        }
         body = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
         return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
 

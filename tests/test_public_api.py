@@ -18,9 +18,9 @@ EXPECTED = {
     # transport
     "Client", "Stream", "Timeouts", "ModelInfo", "SSEDecoder", "SSEEvent", "iter_events",
     "parse_context_overflow",
-    # providers, keys, export
+    # providers and keys
     "Provider", "PROVIDERS", "DEFAULT_PROVIDER", "get_provider", "find_api_key", "resolve_api_key",
-    "redact", "export", "download_name",
+    "redact",
     # the error tree
     "ContinuumError", "ConfigError", "CancelledError", "TransportError", "ConnectError",
     "TransportTimeoutError", "ConnectTimeoutError", "IdleTimeoutError", "RoundTimeoutError",

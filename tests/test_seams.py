@@ -107,6 +107,7 @@ def test_a_round_copying_recent_text_is_repetition() -> None:
     copied = earlier[19:260]
     assert check_repeated_round(earlier, copied) is not None
     assert check_repeated_round(earlier, copied[:150]) is None  # short repeats happen in real text
+    assert check_repeated_round(earlier[:200], earlier[19:260]) is None
 
 
 def test_varied_prose_is_no_repetition() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.errors import ConfigError
-from core.strategies import CONTINUE_INSTRUCTION, STRATEGY_CLASSES, get_strategy
+from core.strategies import CONTINUE_INSTRUCTION, STRATEGY_CLASSES, get_strategy, prefill_text
 from core.types import STRATEGIES, RunSpec
 
 SPEC = RunSpec(messages=[{"role": "user", "content": "Write"}], model="m", max_tokens=100, temperature=0.0)
@@ -88,3 +88,15 @@ def test_extra_body_is_sent_as_is() -> None:
 def test_an_unknown_strategy_names_the_choices() -> None:
     with pytest.raises(ConfigError, match="instruction"):
         get_strategy("guess")
+
+
+def test_a_cut_right_after_the_opening_tag_prefills_the_tag_alone() -> None:
+    assert prefill_text("", "", "open") == "<think>\n"
+
+
+def test_a_cut_right_after_the_closing_tag_prefills_the_whole_reasoning() -> None:
+    assert prefill_text("", "Plan", "closed") == "<think>\nPlan\n</think>\n\n"
+
+
+def test_once_the_answer_started_only_the_answer_is_prefilled() -> None:
+    assert prefill_text("Answer", "Plan", "closed") == "Answer"
