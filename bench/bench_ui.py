@@ -55,7 +55,7 @@ CHROMIUM_ARGS = [
 ]
 BIG_MODEL = "demo-256k"
 RESULTS = ROOT / "bench" / "results" / "ui.json"
-KEY_VARS = ("DEEPINFRA_API_KEY", "DEEPINFRA_TOKEN", "OPENAI_API_KEY", "OPENROUTER_API_KEY", "CONTINUUM_API_KEY")
+KEY_VARS = ("DEEPINFRA_API_KEY", "DEEPINFRA_TOKEN", "OPENAI_API_KEY", "OPENROUTER_API_KEY")
 
 
 def free_port() -> int:
@@ -68,9 +68,10 @@ def start_app(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in KEY_VARS}
     env.update(CONTINUUM_DB=str(tmp / "bench.sqlite3"), PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
+    command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
-        + ["--server.port", str(port), "--server.address", "127.0.0.1"],
+        command,
         cwd=ROOT,
         env=env,
         stdout=(tmp / "streamlit.log").open("wb"),
@@ -166,10 +167,12 @@ def main(argv: list[str] | None = None) -> int:
 
     MODELS[BIG_MODEL] = DemoModel(BIG_MODEL, 262_144, 0.10, 0.40)  # bench only: a window for 50k+
     prompt = f"Write {args.tokens} tokens about the history of maps"
-    text_bytes = len(demo_document(prompt, model=BIG_MODEL).encode("utf-8"))
+    document = demo_document(prompt, model=BIG_MODEL)
+    text_bytes = len(document.encode("utf-8"))
 
     with tempfile.TemporaryDirectory() as tmp, start_demo_server(rate=args.rate) as demo:
         engine_s, rounds, chars = engine_time(demo.base_url, prompt, args.max_tokens)
+        assert chars == len(document), "the engine did not reproduce the demo document"
         proc, app_url = start_app(Path(tmp))
         try:
             ui = browser_run(app_url, demo.base_url, prompt, args.max_tokens)

@@ -61,7 +61,7 @@ def to_text(result: RunResult) -> bytes:
 
 def to_json(result: RunResult) -> bytes:
     """The JSON transcript: spec (no key), every round, stop reason, totals, text."""
-    return json.dumps(result.to_dict(), ensure_ascii=False, indent=2).encode("utf-8")
+    return json.dumps(result.to_dict(), ensure_ascii=False, indent=2, default=str).encode("utf-8")
 
 
 def _round_row(r: Round) -> dict[str, Any]:

@@ -26,9 +26,16 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from core.snapshot import (
+    Gauge,
+    JobStatus,
+    LiveRound,
+    Snapshot,
+    live_cost,
+    prompt_estimate,
+)
 from core.types import (
     CancelToken,
     Delta,
@@ -45,124 +52,48 @@ from core.types import (
     RunStarted,
 )
 
+if TYPE_CHECKING:
+    from core.store import Store
+
 log = logging.getLogger(__name__)
 
-JobStatus = Literal["running", "stopping", "done"]
+__all__ = ["Gauge", "Job", "JobManager", "JobStatus", "LiveRound", "Runner", "Snapshot", "recording_runner"]
+
 Runner = Callable[..., Iterator[Event]]
 
-AMBER_AT = 0.75  # share of the window used at which the gauge turns amber
-RED_AT = 0.90
-CHARS_PER_TOKEN = 4.0  # rough estimate before the server has reported usage
 
-
-@dataclass(frozen=True)
-class LiveRound:
-    """The round being streamed."""
+@dataclasses.dataclass
+class _Live:
+    """The round being streamed, as the worker accumulates it (parts, never a rebuilt string)."""
 
     index: int
     max_tokens: int
     strategy: str
-    text: str
-    reasoning: str
-    chunks: int  # deltas received: about one token each on OpenAI-compatible streams
-    started: float  # time.monotonic()
-    first_token_at: float | None
     recovery: bool = False
+    text: list[str] = dataclasses.field(default_factory=list)
+    reasoning: list[str] = dataclasses.field(default_factory=list)
+    chunks: int = 0
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    first_token_at: float | None = None
 
-    @property
-    def ttft_s(self) -> float | None:
-        return None if self.first_token_at is None else self.first_token_at - self.started
+    @staticmethod
+    def joined(parts: list[str]) -> str:
+        if len(parts) > 1:  # compact once per snapshot, never per delta
+            parts[:] = ["".join(parts)]
+        return parts[0] if parts else ""
 
-    def elapsed_s(self, now: float | None = None) -> float:
-        return (time.monotonic() if now is None else now) - self.started
-
-
-@dataclass(frozen=True)
-class Gauge:
-    """The context budget at one moment. Token counts may be estimates (``estimated``)."""
-
-    window: int | None
-    prompt_tokens: int
-    generated_tokens: int
-    billed_input_tokens: int  # summed over rounds: every round re-sends everything so far
-    cost: float | None
-    estimated: bool
-
-    @property
-    def used(self) -> int:
-        return self.prompt_tokens + self.generated_tokens
-
-    @property
-    def remaining(self) -> int | None:
-        return None if self.window is None else max(0, self.window - self.used)
-
-    @property
-    def fraction(self) -> float | None:
-        if not self.window:
-            return None
-        return min(1.0, self.used / self.window)
-
-    @property
-    def level(self) -> Literal["ok", "amber", "red"]:
-        fraction = self.fraction or 0.0
-        if fraction >= RED_AT:
-            return "red"
-        if fraction >= AMBER_AT:
-            return "amber"
-        return "ok"
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """An immutable view of a job, safe to read from any thread."""
-
-    job_id: str
-    version: int
-    status: JobStatus
-    spec: RunSpec
-    rounds: tuple[Round, ...]
-    live: LiveRound | None
-    stop_reason: str | None
-    error: ErrorInfo | None
-    notices: tuple[str, ...]
-    retrying: str | None
-    started_at: float  # unix time
-    elapsed_s: float
-    gauge: Gauge
-    result: RunResult | None  # set once done
-
-    @property
-    def done(self) -> bool:
-        return self.status == "done"
-
-    @property
-    def text(self) -> str:
-        """The assembled answer so far, live round included."""
-        finished = "".join(r.text for r in self.rounds)
-        return finished + self.live.text if self.live else finished
-
-    def to_result(self) -> RunResult:
-        """The run as a RunResult (the finished one when done; else the finished rounds so far)."""
-        if self.result is not None:
-            return self.result
-        return RunResult(spec=self.spec, rounds=list(self.rounds), started_at=self.started_at)
-
-
-def estimate_tokens(text: str) -> int:
-    return int(len(text) / CHARS_PER_TOKEN + 0.5)
-
-
-def _prompt_estimate(spec: RunSpec) -> int:
-    chars = sum(len(str(m.get("content") or "")) for m in spec.messages)
-    return int(chars / CHARS_PER_TOKEN) + 4 * len(spec.messages)
-
-
-def _live_cost(spec: RunSpec, prompt_tokens: int, output_tokens: int) -> float | None:
-    if spec.prices is None:
-        return None
-    return (
-        prompt_tokens * spec.prices.input_per_mtok + output_tokens * spec.prices.output_per_mtok
-    ) / 1_000_000
+    def view(self) -> LiveRound:
+        return LiveRound(
+            index=self.index,
+            max_tokens=self.max_tokens,
+            strategy=self.strategy,
+            text=self.joined(self.text),
+            reasoning=self.joined(self.reasoning),
+            chunks=self.chunks,
+            started=self.started,
+            first_token_at=self.first_token_at,
+            recovery=self.recovery,
+        )
 
 
 class Job:
@@ -177,7 +108,7 @@ class Job:
         self._version = 0
         self._status: JobStatus = "running"
         self._rounds: list[Round] = [dataclasses.replace(r) for r in resume.rounds] if resume else []
-        self._live: dict[str, Any] | None = None
+        self._live: _Live | None = None
         self._stop_reason: str | None = None
         self._error: ErrorInfo | None = None
         self._notices: list[str] = []
@@ -226,24 +157,7 @@ class Job:
             return self._snapshot_locked()
 
     def _snapshot_locked(self) -> Snapshot:
-        live: LiveRound | None = None
-        if self._live is not None:
-            state = self._live
-            for name in ("text", "reasoning"):
-                parts: list[str] = state[name]
-                if len(parts) > 1:  # compact once per snapshot, never per delta
-                    state[name] = ["".join(parts)]
-            live = LiveRound(
-                index=state["index"],
-                max_tokens=state["max_tokens"],
-                strategy=state["strategy"],
-                text=state["text"][0] if state["text"] else "",
-                reasoning=state["reasoning"][0] if state["reasoning"] else "",
-                chunks=state["chunks"],
-                started=state["started"],
-                first_token_at=state["first_token_at"],
-                recovery=state["recovery"],
-            )
+        live = self._live.view() if self._live is not None else None
         end = self._finished_mono if self._finished_mono is not None else time.monotonic()
         return Snapshot(
             job_id=self.id,
@@ -270,7 +184,7 @@ class Job:
             prompt = rounds[0].prompt_tokens
             estimated = estimated or rounds[0].prompt_estimated
         else:
-            prompt = _prompt_estimate(spec)
+            prompt = prompt_estimate(spec)
             estimated = True
         generated = sum(r.completion_tokens for r in rounds)
         billed = sum(r.prompt_tokens for r in rounds)
@@ -281,11 +195,11 @@ class Job:
             billed += live_prompt
             generated += live.chunks
             estimated = True
-            extra = _live_cost(spec, live_prompt, live.chunks)
+            extra = live_cost(spec, live_prompt, live.chunks)
             if extra is not None:
                 cost = (cost or 0.0) + extra
         elif cost is None and rounds:
-            cost = _live_cost(spec, billed, generated)
+            cost = live_cost(spec, billed, generated)
         return Gauge(
             window=spec.context_window,
             prompt_tokens=prompt,
@@ -341,24 +255,21 @@ class Job:
 
     def _seal_live_locked(self, error: str | None = None) -> None:
         """Turn an interrupted live round into a finished one (text kept)."""
-        state = self._live
-        assert state is not None
-        text = "".join(state["text"])
-        reasoning = "".join(state["reasoning"])
-        now = time.monotonic()
-        first = state["first_token_at"]
+        live = self._live
+        assert live is not None
+        first = live.first_token_at
         self._rounds.append(
             Round(
-                index=state["index"],
-                strategy=state["strategy"],
-                max_tokens=state["max_tokens"],
-                text=text,
-                reasoning=reasoning,
-                completion_tokens=state["chunks"],
+                index=live.index,
+                strategy=live.strategy,
+                max_tokens=live.max_tokens,
+                text="".join(live.text),
+                reasoning="".join(live.reasoning),
+                completion_tokens=live.chunks,
                 completion_estimated=True,
                 prompt_estimated=True,
-                ttft_s=None if first is None else first - state["started"],
-                duration_s=now - state["started"],
+                ttft_s=None if first is None else first - live.started,
+                duration_s=time.monotonic() - live.started,
                 error=error,
             )
         )
@@ -381,16 +292,18 @@ class Job:
             if isinstance(event, Delta):
                 live = self._live
                 if live is None:  # a delta outside a round: fold it into a fresh one
-                    live = self._live = self._new_live(event.round_index or len(self._rounds) + 1, 0, "")
-                live["reasoning" if event.kind == "reasoning" else "text"].append(event.text)
-                live["chunks"] += 1
-                if live["first_token_at"] is None:
-                    live["first_token_at"] = time.monotonic()
+                    index = event.round_index or len(self._rounds) + 1
+                    live = self._live = _Live(index, 0, self.spec.strategy)
+                (live.reasoning if event.kind == "reasoning" else live.text).append(event.text)
+                live.chunks += 1
+                if live.first_token_at is None:
+                    live.first_token_at = time.monotonic()
                 self._retrying = None
             elif isinstance(event, RoundStarted):
                 if event.held_back:
                     self._trim_answer_locked(event.held_back)
-                self._live = self._new_live(event.index, event.max_tokens, event.strategy, event.recovery)
+                strategy = event.strategy or self.spec.strategy
+                self._live = _Live(event.index, event.max_tokens, strategy, event.recovery)
                 self._retrying = None
             elif isinstance(event, RoundFinished):
                 self._rounds.append(dataclasses.replace(event.round))
@@ -398,10 +311,10 @@ class Job:
             elif isinstance(event, Retrying):
                 self._retrying = f"{event.reason} — retrying in {event.wait:.1f} s (attempt {event.attempt})"
                 if self._live is not None:  # the request starts over: drop its partial text
-                    self._live["text"].clear()
-                    self._live["reasoning"].clear()
-                    self._live["chunks"] = 0
-                    self._live["first_token_at"] = None
+                    live = self._live
+                    live.text.clear()
+                    live.reasoning.clear()
+                    live.chunks, live.first_token_at = 0, None
             elif isinstance(event, Notice):
                 self._notices.append(event.message)
             elif isinstance(event, RunStarted):
@@ -417,19 +330,6 @@ class Job:
                 self._done_locked(result)
                 return
             self._bump()
-
-    def _new_live(self, index: int, max_tokens: int, strategy: str, recovery: bool = False) -> dict[str, Any]:
-        return {
-            "index": index,
-            "max_tokens": max_tokens,
-            "strategy": strategy or self.spec.strategy,
-            "text": [],
-            "reasoning": [],
-            "chunks": 0,
-            "started": time.monotonic(),
-            "first_token_at": None,
-            "recovery": recovery,
-        }
 
     def _trim_answer_locked(self, chars: int) -> None:
         """Drop ``chars`` characters from the end of the answer (the engine held them back)."""
@@ -462,9 +362,26 @@ def _error_info(exc: BaseException, api_key: str | None) -> ErrorInfo:
 
 
 def _default_runner() -> Runner:
-    from core import engine
+    from core.engine import run
 
-    return engine.run
+    return run
+
+
+def recording_runner(store: Store, runner: Runner | None = None) -> Runner:
+    """``runner`` (default: the engine's ``run``) whose events a store Recorder also saves.
+
+    ``store`` is a :class:`core.store.Store`; a database problem never stops the
+    run (the Recorder logs it). A resumed run extends its stored run.
+    """
+
+    def run(spec: RunSpec, **kwargs: Any) -> Iterator[Event]:
+        from core.store import Recorder
+
+        events = (runner or _default_runner())(spec, **kwargs)
+        recorder = Recorder(store, resume=kwargs.get("resume"), autoflush=True)
+        return recorder.record(events)
+
+    return run
 
 
 class JobManager:

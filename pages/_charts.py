@@ -8,11 +8,12 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core import export
+import core.export as export
 from core.jobs import Snapshot
 
 INPUT = "input (re-sent each round)"
 OUTPUT = "output"
+KIND_COLORS = alt.Scale(domain=[INPUT, OUTPUT], range=["#f08c00", "#4c6ef5"])
 
 
 def _tokens(value: int, estimated: bool) -> str:
@@ -44,16 +45,16 @@ def tokens_chart(rows: list[dict[str, Any]]) -> alt.Chart:
         + [{"Round": r["round"], "kind": OUTPUT, "tokens": r["output_tokens"]} for r in rows]
     )
     return (
-        alt.Chart(data, title="Input vs output tokens per round")
+        alt.Chart(data, title="Tokens per round: input vs output")
         .mark_bar()
         .encode(
             x=alt.X("Round:O", axis=alt.Axis(labelAngle=0)),
             xOffset=alt.XOffset("kind:N"),
             y=alt.Y("tokens:Q", title="tokens"),
-            color=alt.Color("kind:N", title=None, legend=alt.Legend(orient="bottom")),
+            color=alt.Color("kind:N", title=None, scale=KIND_COLORS, legend=alt.Legend(orient="top")),
             tooltip=["Round", "kind", alt.Tooltip("tokens:Q", format=",")],
         )
-        .properties(height=260)
+        .properties(height=240)
     )
 
 
@@ -66,13 +67,13 @@ def context_chart(rows: list[dict[str, Any]], window: int | None) -> alt.LayerCh
     )
     used = (
         alt.Chart(data, title="Context used vs the window")
-        .mark_area(line=True, point=True, opacity=0.35)
+        .mark_area(line={"color": "#4c6ef5"}, point={"color": "#4c6ef5"}, color="#4c6ef5", opacity=0.3)
         .encode(
             x=alt.X("Round:O", axis=alt.Axis(labelAngle=0)),
             y=alt.Y("context used:Q", title="tokens"),
             tooltip=["Round", alt.Tooltip("context used:Q", format=",")],
         )
-        .properties(height=260)
+        .properties(height=200)
     )
     if not window:
         return used
@@ -107,6 +108,5 @@ def render_details(snap: Snapshot) -> None:
     )
     if any(r["input_estimated"] or r["output_estimated"] for r in rows):
         st.caption("≈ marks token counts estimated by Continuum because the server reported no usage.")
-    left, right = st.columns(2)
-    left.altair_chart(tokens_chart(rows), width="stretch")
-    right.altair_chart(context_chart(rows, snap.spec.context_window), width="stretch")
+    st.altair_chart(tokens_chart(rows), width="stretch", height=320)
+    st.altair_chart(context_chart(rows, snap.spec.context_window), width="stretch", height=280)

@@ -9,6 +9,7 @@ URL, the run spec, the logs or any export.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,10 +17,12 @@ from typing import Any
 
 import streamlit as st
 
-from core.jobs import Job, JobManager
+from core.jobs import Job, JobManager, recording_runner
 from core.keys import find_api_key
 from core.providers import DEFAULT_PROVIDER, PROVIDERS, Provider, get_provider
 from core.types import Prices, RunSpec
+
+log = logging.getLogger(__name__)
 
 DEMO_RATE_ENV = "CONTINUUM_DEMO_RATE"
 DEFAULT_DEMO_RATE = 400.0  # tokens/s: realistic for a demo; tests raise it
@@ -30,9 +33,26 @@ RUN_PARAM = "run"  # the URL query parameter holding the session's job id
 
 
 @st.cache_resource(show_spinner=False)
+def _job_manager(db_path: str) -> JobManager:
+    try:
+        from core.store import Store
+
+        store = Store(db_path)
+    except Exception:
+        log.exception("the run history at %s cannot be opened; runs will not be saved", db_path)
+        return JobManager()
+    return JobManager(recording_runner(store))
+
+
 def job_manager() -> JobManager:
-    """The one JobManager of this Streamlit process (jobs outlive reruns and reloads)."""
-    return JobManager()
+    """The JobManager of this Streamlit process (jobs outlive reruns and reloads).
+
+    Every run it starts is also saved to the run history (``$CONTINUUM_DB``),
+    which the Runs and Inspect pages read.
+    """
+    from core.store import default_db_path
+
+    return _job_manager(str(default_db_path()))
 
 
 def demo_rate() -> float:
@@ -52,6 +72,21 @@ def _demo_server(rate: float) -> Any:
 def demo_base_url() -> str:
     """Base URL of this process's demo model, started on first use."""
     return str(_demo_server(demo_rate()).base_url)
+
+
+def fresh_container(parent: Any = None, **kwargs: Any) -> Any:
+    """A container that starts empty in every script run.
+
+    The Studio stays in one script run while a job streams, and Streamlit only
+    removes what a run did not redraw when that run ends; until then, leftovers
+    of the previous run (example prompts, an old error) would show, faded. A
+    block written over a block of the *same* type keeps the old children, so
+    this writes a block of another type (an expander) at the spot first: the
+    container that replaces it has no children but the new ones.
+    """
+    slot = (parent or st).empty()
+    slot.expander("·")
+    return slot.container(**kwargs)
 
 
 # ---------------------------------------------------------------- session settings

@@ -1,73 +1,45 @@
 """Showing a job: status and Stop, the context gauge, the document, the rounds, downloads.
 
-While the job runs, :func:`render_job` stays in a loop inside the page's
-fragment, polling the job's snapshot and *appending* to the screen: finished
-text is sealed into Markdown blocks that are sent once, the live tail is
-re-sent at most ~10 times a second, and the status line and gauge about twice a
-second. A click (Stop, a tab) or a reload interrupts the loop, never the job.
+While the job runs, :func:`render_job` stays in a loop in the page's script
+run, polling the job's snapshot and *appending* to the screen: finished text is
+sealed into Markdown blocks that are sent once, the live tail is re-sent at
+most ~10 times a second, and the status line and gauge about twice a second.
+A click (Stop, a tab) or a reload interrupts the loop with a rerun, never the
+job. (Not a ``st.fragment(run_every=…)``: every tick would re-send all of the
+fragment's elements, and in Streamlit 1.67 a click inside a running fragment
+waits for it to end instead of interrupting it.)
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
-import altair as alt
-import pandas as pd
 import streamlit as st
 
-from core import export
-from core.jobs import Gauge, Job, LiveRound, Snapshot
-from core.types import ErrorInfo, Round
+import core.export as export
+from core.jobs import Job, Snapshot
+from core.types import Round
 from pages import _charts as charts
 from pages._blocks import BlockCutter
+from pages._status import (
+    gauge_chart,
+    gauge_text,
+    live_heading,
+    round_heading,
+    show_error,
+    status_line,
+    stop_message,
+)
+
+log = logging.getLogger(__name__)
 
 ROUND_HEIGHT = 260  # pixels: each round scrolls in its own box
 TAIL_EVERY = 0.1  # seconds between updates of the live text
-STATUS_EVERY = 0.5  # seconds between updates of the status line and the gauge
-
-STOP_MESSAGES = {
-    "finished": "The model finished on its own.",
-    "max_rounds": "Reached the round limit. Raise **Max rounds** to let it go further.",
-    "target_reached": "Reached the target length.",
-    "context_exhausted": "The context window is full: the prompt and the answer fill the model's window.",
-    "no_progress": "Stopped: a round added nothing new.",
-    "repetition": "Stopped: the model started repeating itself.",
-    "cost_limit": "Reached the cost limit.",
-    "cancelled": "Stopped by you. The text so far is kept.",
-    "error": "Stopped on an error. The text so far is kept.",
-}
-
-ERROR_TITLES = {
-    "AuthenticationError": "The provider rejected the API key",
-    "PaymentRequiredError": "The provider account has no credit left",
-    "PermissionDeniedError": "This key may not use that model",
-    "NotFoundError": "Not found: check the model name and the base URL",
-    "ContextOverflowError": "The prompt is too long for the model's context window",
-    "PrefillUnsupportedError": "This server refuses a trailing assistant message",
-    "ConnectError": "Could not reach the server",
-    "ConnectTimeoutError": "The server did not answer in time",
-    "IdleTimeoutError": "The server went silent",
-    "RoundTimeoutError": "A round took too long",
-    "StreamInterrupted": "The server stopped in the middle of the answer",
-    "RateLimitError": "The provider is rate limiting this key",
-    "ServerError": "The provider had a server error",
-    "UnexpectedResponseError": "The server's reply is not an OpenAI-compatible API response",
-    "MalformedStreamError": "The server sent a broken stream",
-    "ValidationError": "The provider rejected the request",
-    "BadRequestError": "The provider rejected the request",
-    "ConfigError": "A setting needs fixing",
-}
-
-
-def error_title(info: ErrorInfo) -> str:
-    return ERROR_TITLES.get(info.kind, "The run stopped on an error")
-
-
-def show_error(info: ErrorInfo, target: Any = None) -> None:
-    (target or st).error(f"**{error_title(info)}.** {info.message}", icon=":material/error:")
-
+STATUS_EVERY = 0.5  # seconds between updates of the status line and the gauge's numbers
+CHART_EVERY = 1.0  # seconds between redraws of the gauge's bar (a Vega chart: costly in the browser)
 
 # ---------------------------------------------------------------- text streams
 
@@ -87,13 +59,15 @@ class MarkdownStream:
         self._cutter = BlockCutter()
         self._shown: str | None = None
 
-    def update(self, text: str) -> None:
+    def update(self, text: str, placeholder: str | None = None) -> None:
+        if placeholder is not None:
+            self._placeholder = placeholder
         if not self._cutter.extends(text):
             self._reset()  # the text was rewritten behind the seal (rare): start over
         for block in self._cutter.cut(text):
             self._blocks.markdown(block.markdown())
         tail = self._cutter.tail(text)
-        if tail == self._shown:
+        if tail == self._shown and placeholder is None:
             return
         self._shown = tail
         if tail.strip():
@@ -102,134 +76,6 @@ class MarkdownStream:
             self._tail.caption(self._placeholder)
         else:
             self._tail.empty()
-
-
-# ---------------------------------------------------------------- formatting
-
-
-def _n(value: int, estimated: bool = False) -> str:
-    return f"{'≈' if estimated else ''}{value:,}"
-
-
-def _money(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
-
-
-def round_heading(r: Round) -> str:
-    parts = [f"**Round {r.index}**", f"{_n(r.completion_tokens, r.completion_estimated)} tokens"]
-    parts.append(f"`{r.finish_reason}`" if r.finish_reason else "no finish reason")
-    parts.append(f"{r.duration_s:.1f} s")
-    if r.recovery:
-        parts.append(":orange-badge[recovery]")
-    if r.retries:
-        parts.append(f":orange-badge[{r.retries} retries]")
-    for flag in r.seam_flags:
-        parts.append(f":orange-badge[{flag.get('kind', 'seam')}]")
-    if r.error:
-        parts.append(":red-badge[error]")
-    return " · ".join(parts)
-
-
-def live_heading(live: LiveRound) -> str:
-    what = "reasoning" if live.reasoning and not live.text else "streaming"
-    recovery = " · :orange-badge[recovery]" if live.recovery else ""
-    return (
-        f"**Round {live.index}** · {_n(live.chunks, True)} tokens · "
-        f":blue-badge[{what}] · {live.elapsed_s():.1f} s{recovery}"
-    )
-
-
-def status_line(snap: Snapshot) -> str:
-    rounds = len(snap.rounds) + (1 if snap.live else 0)
-    tokens = snap.gauge.generated_tokens
-    facts = f"{rounds} round{'s' if rounds != 1 else ''} · {_n(tokens, snap.gauge.estimated)} tokens"
-    facts += f" · {snap.elapsed_s:.1f} s"
-    if snap.status == "running":
-        return f":blue-badge[:material/progress_activity: Generating] {facts}"
-    if snap.status == "stopping":
-        return f":orange-badge[:material/stop_circle: Stopping…] {facts}"
-    reason = snap.stop_reason or "finished"
-    color = {"finished": "green", "target_reached": "green", "cancelled": "gray", "error": "red"}.get(
-        reason, "orange"
-    )
-    return f":{color}-badge[{reason.replace('_', ' ').capitalize()}] {facts}"
-
-
-LEVEL_COLORS = {"ok": "#2f9e44", "amber": "#f08c00", "red": "#e03131"}
-PROMPT_COLOR = "#4c6ef5"
-REMAINING_COLOR = "rgba(134, 142, 150, 0.35)"  # reads on light and dark themes
-
-
-def gauge_chart(g: Gauge) -> alt.Chart:
-    """The window as one bar: prompt (blue), generated (green → amber → red), remaining (gray)."""
-    window = g.window or max(1, g.used)
-    data = pd.DataFrame(
-        {
-            "part": ["prompt", "generated", "remaining"],
-            "tokens": [g.prompt_tokens, g.generated_tokens, g.remaining or 0],
-            "order": [0, 1, 2],
-        }
-    )
-    colors = [PROMPT_COLOR, LEVEL_COLORS[g.level], REMAINING_COLOR]
-    return (
-        alt.Chart(data)
-        .mark_bar(height=16, cornerRadius=3)
-        .encode(
-            x=alt.X("sum(tokens):Q", axis=None, scale=alt.Scale(domain=[0, window], nice=False)),
-            color=alt.Color(
-                "part:N",
-                scale=alt.Scale(domain=["prompt", "generated", "remaining"], range=colors),
-                legend=None,
-            ),
-            order=alt.Order("order:Q"),
-            tooltip=["part", alt.Tooltip("tokens:Q", format=",")],
-        )
-        .properties(height=22)
-    )
-
-
-def gauge_text(g: Gauge, rounds: int) -> str:
-    est = g.estimated
-    if g.window:
-        color = {"ok": "green", "amber": "orange", "red": "red"}[g.level]
-        head = f":{color}-badge[{round(100 * (g.fraction or 0))}% of the {g.window:,}-token window]"
-        rest = "n/a" if g.remaining is None else _n(g.remaining, est)
-    else:
-        head, rest = ":gray-badge[window unknown]", "unknown"
-    line = (
-        f"{head} &nbsp; prompt **{_n(g.prompt_tokens, est)}** · generated **{_n(g.generated_tokens, est)}**"
-        f" · remaining **{rest}**"
-    )
-    billed = (
-        f":material/receipt_long: Input billed **{_n(g.billed_input_tokens, est)}** tokens"
-        f" over {rounds} round{'s' if rounds != 1 else ''} · est. cost **{_money(g.cost)}**"
-    )
-    if rounds > 1:
-        billed += " — every round re-sends the prompt and all the text so far"
-    return f"{line}  \n{billed}"
-
-
-def stop_message(snap: Snapshot) -> tuple[str, str] | None:
-    """(kind, message) explaining why a finished job stopped; None while it runs."""
-    if not snap.done:
-        return None
-    if snap.error is not None:
-        return "error", ""
-    reason = snap.stop_reason or "finished"
-    if reason == "context_exhausted" and not snap.text:
-        window = snap.spec.context_window
-        where = f"the model's {window:,}-token window" if window else "the model's window"
-        return (
-            "warning",
-            f"The prompt (≈{snap.gauge.prompt_tokens:,} tokens) leaves no room for an answer in {where}. "
-            "Shorten the prompt or choose a model with a larger window.",
-        )
-    kind = "success" if reason in ("finished", "target_reached") else "info"
-    if reason in ("context_exhausted", "repetition", "no_progress", "cost_limit", "max_rounds"):
-        kind = "warning"
-    return kind, STOP_MESSAGES.get(reason, reason)
 
 
 # ---------------------------------------------------------------- the job view
@@ -261,15 +107,16 @@ class JobView:
 
     def __init__(self, job: Job, on_clear: Callable[[], None] | None = None) -> None:
         self.job = job
-        head = st.container(horizontal=True, vertical_alignment="center", gap="small")
-        self.status = head.empty()
-        self.stop = head.empty()
+        head = st.container(horizontal=True, vertical_alignment="center", gap="small", key="run_head")
+        self.stop = head.empty()  # first, so the growing status text never moves the button
         self.clear = head.empty()
+        self.status = head.empty()
         self.on_clear = on_clear
         self.message = st.empty()
         self.gauge_chart = st.empty()
         self.gauge_text = st.empty()
         self._gauge_key: tuple[int, str] | None = None
+        self._gauge_at = 0.0
         self.downloads = st.empty()
         tabs = st.tabs(["Document", "Rounds", "Table & charts"], key="studio_view", on_change="rerun")
         doc_tab, rounds_tab, details_tab = tabs
@@ -309,7 +156,7 @@ class JobView:
                     expander = self._doc_reasoning_slot.expander("Reasoning", icon=":material/psychology:")
                     self.doc_reasoning = MarkdownStream(expander)
                 self.doc_reasoning.update(reasoning)
-            self.doc.update(text)
+            self.doc.update(text, "No text was generated." if snap.done else None)
         if self.rounds_box is not None:
             self._update_rounds(snap, headings=False)
 
@@ -352,8 +199,10 @@ class JobView:
         rounds = len(snap.rounds) + (1 if snap.live else 0)
         gauge = snap.gauge
         key = (round(100 * (gauge.fraction or 0)), gauge.level)
-        if key != self._gauge_key and gauge.window:  # the bar moves in whole percents
-            self._gauge_key = key
+        now = time.monotonic()
+        due = snap.done or key[1] != (self._gauge_key or (0, ""))[1] or now - self._gauge_at >= CHART_EVERY
+        if gauge.window and key != self._gauge_key and due:  # whole percents, at most once a second
+            self._gauge_key, self._gauge_at = key, now
             self.gauge_chart.altair_chart(gauge_chart(gauge), width="stretch")
         self.gauge_text.caption(gauge_text(gauge, rounds))
         if snap.retrying:
@@ -390,7 +239,7 @@ class JobView:
             self.rounds_box.caption("No rounds ran.")
         if snap.rounds or snap.text:
             with self.downloads.container(horizontal=True, gap="small"):
-                render_downloads(snap)
+                render_downloads(snap, formats=None if snap.text else ("json",))
 
     # ---------------------------------------------------------- the loop
 
@@ -408,6 +257,9 @@ class JobView:
             rest = TAIL_EVERY - (time.monotonic() - tick)
             if rest > 0 and not snap.done:
                 time.sleep(rest)
+            # Reading session state is a Streamlit yield point: a click (Stop, a tab) or a
+            # reload ends this loop here with a rerun, and the job goes on untouched.
+            st.session_state.get("job_id")
         return snap
 
 
@@ -424,12 +276,21 @@ DOWNLOADS = (
 )
 
 
-def render_downloads(snap: Snapshot) -> None:
+def render_downloads(snap: Snapshot, formats: tuple[str, ...] | None = None) -> None:
+    """The download buttons (all of them, or only ``formats``)."""
     result = snap.to_result()
     for ext, label, help_text, mime in DOWNLOADS:
+        if formats is not None and ext not in formats:
+            continue
+        try:
+            data = export.export(result, ext)
+        except Exception:
+            log.exception("the %s export of run %s failed", ext, snap.job_id)
+            st.caption(f":red[{label}: this export failed]")
+            continue
         st.download_button(
             label,
-            data=export.export(result, ext),
+            data=data,
             file_name=export.download_name(result, ext),
             mime=mime,
             on_click="ignore",

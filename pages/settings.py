@@ -10,7 +10,7 @@ import streamlit as st
 from core.errors import ContinuumError
 from core.providers import PROVIDERS, Provider
 from pages import _common as common
-from pages import _live as live
+from pages import _status as status
 
 
 def _on_provider() -> None:
@@ -71,7 +71,7 @@ def _models_frame(models: list[Any]) -> pd.DataFrame:
 
 def _show_error(exc: BaseException) -> None:
     if isinstance(exc, ContinuumError):
-        live.show_error(exc.to_info())
+        status.show_error(exc.to_info())
     else:
         st.error(f"**That did not work.** {type(exc).__name__}: {exc}")
 
@@ -112,32 +112,32 @@ def connection_checks(p: Provider) -> None:
 
 
 def run_probe(p: Provider) -> None:
-    from core import probe
+    from core.probe import probe
 
     key, _ = common.key_for(p.id)
     model = common.model_for(p)
     try:
         with st.spinner(f"Probing {model}: prefill “1, 2, 3, 4, 5,” and see whether it continues…"):
-            result = probe.probe(common.base_url_for(p), model, api_key=key, strategy=p.strategy)
+            result = probe(common.base_url_for(p), model, api_key=key, strategy=p.strategy)
     except Exception as exc:  # noqa: BLE001 - shown to the user as a message
         _show_error(exc)
         return
-    verdict = str(getattr(result, "verdict", "") or "")
-    honoured = getattr(result, "honoured", None)
-    summary = getattr(result, "summary", None) or getattr(result, "message", None) or verdict
-    if honoured is True:
-        st.success(f"**Continuation works** with the {p.strategy} strategy. {summary}")
-    elif honoured is False:
-        st.warning(
-            f"**This server does not continue a prefill** ({verdict or 'ignored'}). {summary} "
-            "Try another strategy (instruction works everywhere)."
-        )
+    headline = {
+        "honoured": "**Continuation works.**",
+        "echoes": "**Continuation works, with the prefix echoed back** (Continuum strips it).",
+        "ignored": "**This server does not continue a prefill:** it starts a new answer.",
+    }.get(result.verdict, "**The probe was inconclusive.**")
+    advice = f"{headline} {result.advice}"
+    if result.recommended_strategy != result.strategy:
+        advice += f" Recommended strategy: `{result.recommended_strategy}`."
+    if result.verdict in ("honoured", "echoes"):
+        st.success(advice, icon=":material/check_circle:")
+    elif result.verdict == "ignored":
+        st.warning(advice)
     else:
-        st.info(str(summary))
-    evidence = getattr(result, "evidence", None) or getattr(result, "text", None)
-    if evidence:
-        with st.expander("Evidence"):
-            st.code(str(evidence), language=None)
+        st.info(advice)
+    with st.expander("What the server answered"):
+        st.code(result.sample or "(nothing)", language=None)
 
 
 settings = common.get_settings()

@@ -78,6 +78,30 @@ def _clear_run() -> None:
     common.forget_job()
 
 
+FORM_KEYS = ("prompt", "system", "max_tokens", "max_rounds", "target_tokens", "temperature")
+SAVED_FORM = "studio_form"  # a plain session key: survives pages that do not draw the form
+
+
+def _form_keys() -> list[str]:
+    return [k for k in st.session_state if k in FORM_KEYS or k.startswith("strategy_")]
+
+
+def restore_form() -> None:
+    """Put back the form's last submitted values (Streamlit drops widget state on other pages)."""
+    for key, value in st.session_state.get(SAVED_FORM, {}).items():
+        if key not in st.session_state:
+            st.session_state[key] = value
+
+
+def save_form() -> None:
+    st.session_state[SAVED_FORM] = {k: st.session_state[k] for k in _form_keys()}
+
+
+def _seed(key: str, **default: object) -> dict[str, object]:
+    """A widget's default (``value=`` / ``index=``), unless session state already holds its value."""
+    return {} if key in st.session_state else default
+
+
 def pickers() -> None:
     settings = common.get_settings()
     p = common.provider()
@@ -86,9 +110,9 @@ def pickers() -> None:
     left.selectbox(
         "Provider",
         ids,
-        index=ids.index(p.id),
         format_func=lambda pid: PROVIDERS[pid].label,
         key="studio_provider",
+        **_seed("studio_provider", index=ids.index(p.id)),
         on_change=_on_provider,
     )
     models = [m.id for m in common.model_list(p)]
@@ -100,8 +124,8 @@ def pickers() -> None:
     mid.selectbox(
         "Model",
         models,
-        index=models.index(current) if current else None,
         key=f"studio_model_{p.id}",
+        **_seed(f"studio_model_{p.id}", index=models.index(current) if current else None),
         accept_new_options=True,
         placeholder="Type a model id",
         on_change=_on_model,
@@ -128,29 +152,33 @@ def prompt_form() -> None:
             "Max tokens per round",
             min_value=16,
             max_value=262_144,
-            value=default_max,
             step=256,
             key="max_tokens",
+            **_seed("max_tokens", value=default_max),
             help="Asked for in each round; the budget lowers it to fit the output cap and the window.",
         )
-        right.number_input("Max rounds", min_value=1, max_value=500, value=20, key="max_rounds")
+        right.number_input(
+            "Max rounds", min_value=1, max_value=500, key="max_rounds", **_seed("max_rounds", value=20)
+        )
         left.number_input(
             "Target length (tokens)",
             min_value=0,
             max_value=10_000_000,
-            value=0,
             step=1000,
             key="target_tokens",
+            **_seed("target_tokens", value=0),
             help="Stop once the answer has this many tokens. 0: let the model finish.",
         )
         right.selectbox(
             "Strategy",
             STRATEGIES,
-            index=STRATEGIES.index(p.strategy) if p.strategy in STRATEGIES else 0,
             key=f"strategy_{p.id}",
+            **_seed(
+                f"strategy_{p.id}", index=STRATEGIES.index(p.strategy) if p.strategy in STRATEGIES else 0
+            ),
             help=f"How a round continues the answer. {p.label}'s default: {p.strategy}. {p.notes}",
         )
-        st.slider("Temperature", 0.0, 2.0, 0.7, 0.05, key="temperature")
+        st.slider("Temperature", 0.0, 2.0, step=0.05, key="temperature", **_seed("temperature", value=0.7))
         row = st.container(horizontal=True, vertical_alignment="center")
         row.form_submit_button("Generate", type="primary", icon=":material/play_arrow:", on_click=_start_run)
         row.caption("Ctrl+Enter in the prompt also generates")
@@ -179,7 +207,6 @@ def empty_state() -> None:
             )
 
 
-@st.fragment
 def live_panel(job_id: str) -> None:
     job = common.job_manager().get(job_id)
     if job is None:
@@ -191,15 +218,18 @@ def live_panel(job_id: str) -> None:
 st.title("Studio")
 st.caption("Long answers by response continuation: every round visible, every token accounted for.")
 
-if common.provider().is_demo and not common.configured_providers():
-    st.info(DEMO_BANNER, icon=":material/science:")
+with common.fresh_container():
+    if common.provider().is_demo and not common.configured_providers():
+        st.info(DEMO_BANNER, icon=":material/science:")
 
+restore_form()
 left, right = st.columns([5, 7], gap="large")
 with left:
     pickers()
     prompt_form()
+save_form()
 
-with right:
+with right, common.fresh_container():
     flash = st.session_state.pop("flash", None)
     if flash:
         getattr(st, flash[0])(flash[1])

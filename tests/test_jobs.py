@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from core.demo import demo_document
-from core.jobs import AMBER_AT, RED_AT, Gauge, JobManager
+from core.jobs import Gauge, JobManager, recording_runner
+from core.snapshot import AMBER_AT, RED_AT
 from core.types import (
     CancelToken,
     Delta,
@@ -334,3 +335,15 @@ def test_stop_ends_a_real_run_quickly_and_keeps_its_text(demo_server: str):
     final = job.snapshot()
     assert final.stop_reason == "cancelled" and final.text
     assert demo_document("Write 5000 tokens about rivers").startswith(final.text)
+
+
+def test_a_recording_manager_saves_each_run_to_the_history(demo_server: str, tmp_db):
+    from core.store import Store
+
+    store = Store(tmp_db)
+    prompt = "Write 600 tokens about ferns"
+    job = JobManager(recording_runner(store)).start(spec(prompt, base_url=demo_server, max_tokens=200))
+    finished(job)
+    result = job.snapshot().result
+    assert result is not None and result.run_id
+    assert store.load(result.run_id).text == demo_document(prompt)

@@ -6,12 +6,15 @@
   saved at least once a second), so a killed run can be marked "interrupted"
   by :meth:`Store.mark_interrupted` and resumed from :meth:`Store.load`.
 - :class:`RunSummary` — one line of :meth:`Store.list_runs`.
+- :class:`Batches` — batches (``core.batch``): shared settings and items, each
+  item linked to its run.
 
 API keys are never stored: specs are cleaned of secret-looking fields first.
 """
 
 from __future__ import annotations
 
+from .batches import Batches, BatchItemRow, BatchRecord, BatchSummary
 from .db import Migration, StoreError, default_db_path
 from .migrations import MIGRATIONS
 from .recorder import Recorder
@@ -21,6 +24,10 @@ from .runs import Store
 __all__ = [
     "MIGRATIONS",
     "RUN_STATUSES",
+    "BatchItemRow",
+    "BatchRecord",
+    "BatchSummary",
+    "Batches",
     "Migration",
     "Recorder",
     "RunSummary",

@@ -88,8 +88,39 @@ ROUND_EXTRA = """
 ALTER TABLE rounds ADD COLUMN extra_json TEXT NOT NULL DEFAULT '{}';
 """
 
+# Batches (core.batch): a batch's shared settings and its items, each item linked
+# to the run that answers it (runs.batch_id links back). ``run_id`` has no
+# foreign key: the item is linked before its run row is written, and a run
+# deleted from the history simply makes its item "not started" again.
+BATCHES = """
+CREATE TABLE batches (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL DEFAULT '',
+    source_sha256 TEXT NOT NULL DEFAULT '',
+    concurrency INTEGER NOT NULL DEFAULT 8,
+    settings_json TEXT NOT NULL DEFAULT '{}'
+);
+
+CREATE TABLE batch_items (
+    batch_id TEXT NOT NULL REFERENCES batches (id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    item_id TEXT NOT NULL,
+    run_id TEXT,
+    item_json TEXT NOT NULL,
+    PRIMARY KEY (batch_id, position),
+    UNIQUE (batch_id, item_id)
+);
+
+CREATE INDEX batches_by_created ON batches (created_at DESC);
+CREATE INDEX batch_items_by_run ON batch_items (run_id) WHERE run_id IS NOT NULL;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_runs_and_rounds", RUNS_AND_ROUNDS),
     Migration("0002_run_list_indexes", RUN_LIST_INDEXES),
     Migration("0003_round_extra_json", ROUND_EXTRA),
+    Migration("0004_batches", BATCHES),
 )

@@ -32,12 +32,11 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-E2E_DEMO_RATE = "3000"  # tokens/s: fast, but slow enough to see (and stop) a run mid-stream
-
-pytestmark = pytest.mark.e2e
+E2E_DEMO_RATE = "1500"  # tokens/s: fast, but slow enough to see (and stop) a run mid-stream
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here is an ``e2e`` test: ``-m "not e2e"`` skips the browser."""
     for item in items:
         if "tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
@@ -116,11 +115,14 @@ def stop_app(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of the app under test (one Streamlit process for the whole session)."""
-    proc, url = start_app(tmp_path_factory.mktemp("app"))
+    tmp = tmp_path_factory.mktemp("app")
+    proc, url = start_app(tmp)
     try:
         yield url
     finally:
         stop_app(proc)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "streamlit.log").write_bytes((tmp / "streamlit.log").read_bytes())
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,68 @@
+"""Batch mode: many long answers at once, on the same engine and store.
+
+- :mod:`core.batch.inputs` — CSV / JSONL rows → :class:`BatchItem`; bad rows →
+  :class:`RowError` naming line and column, without stopping the good rows.
+- :mod:`core.batch.limiter` — :class:`AdaptiveLimiter`, the batch-wide AIMD
+  concurrency limit (a 429 anywhere halves it; successes grow it back).
+- :mod:`core.batch.transport` — :class:`LimitedTransport`, the hook: every
+  HTTP request of the batch holds a limiter slot; a 429 lowers the limit.
+- :mod:`core.batch.runner` — :class:`BatchRunner`: worker threads, one run per
+  item linked to the batch in the store, stop and resume without redoing
+  finished items; :class:`BatchProgress` snapshots.
+- :mod:`core.batch.export` — JSONL of transcripts, CSV summary, ZIP of Markdown.
+- :mod:`core.batch.manager` — :func:`create_batch`, :class:`BatchManager`.
+
+Typical use::
+
+    parsed = read_items("prompts.jsonl")          # parsed.errors: the bad rows
+    batch_id = create_batch(store, parsed.items, settings, source="prompts.jsonl")
+    progress = BatchRunner(store, batch_id, api_key=key, concurrency=32).run()
+"""
+
+from __future__ import annotations
+
+from core.batch.export import EXPORT_FORMATS, SUMMARY_COLUMNS, ItemResult, batch_results, export_batch
+from core.batch.inputs import BatchItem, InputError, ParsedInput, RowError, parse_items, read_items
+from core.batch.limiter import AdaptiveLimiter, LimiterStats, Slot
+from core.batch.manager import BatchManager, create_batch, source_digest
+from core.batch.progress import ITEM_STATUSES, BatchProgress, ItemProgress, stored_progress
+from core.batch.runner import BatchRunner
+from core.batch.specs import (
+    DEFAULT_CONCURRENCY,
+    PROVIDER_CONCURRENCY,
+    concurrency_cap,
+    effective_concurrency,
+    item_spec,
+)
+from core.batch.transport import LimitedTransport
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "EXPORT_FORMATS",
+    "ITEM_STATUSES",
+    "PROVIDER_CONCURRENCY",
+    "SUMMARY_COLUMNS",
+    "AdaptiveLimiter",
+    "BatchItem",
+    "BatchManager",
+    "BatchProgress",
+    "BatchRunner",
+    "InputError",
+    "ItemProgress",
+    "ItemResult",
+    "LimitedTransport",
+    "LimiterStats",
+    "ParsedInput",
+    "RowError",
+    "Slot",
+    "batch_results",
+    "concurrency_cap",
+    "create_batch",
+    "effective_concurrency",
+    "export_batch",
+    "item_spec",
+    "parse_items",
+    "read_items",
+    "source_digest",
+    "stored_progress",
+]

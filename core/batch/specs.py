@@ -1,0 +1,77 @@
+"""From shared settings and one item to the item's RunSpec; concurrency caps per provider."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from core.batch.inputs import BatchItem
+from core.types import RunSpec
+
+DEFAULT_CONCURRENCY = 8
+# Concurrent requests a provider allows per model (a Provider preset field would be
+# the right home; until then, this table). Unknown providers get HARD_MAX.
+PROVIDER_CONCURRENCY: dict[str, int] = {"deepinfra": 200}
+HARD_MAX_CONCURRENCY = 256  # worker threads in one process
+
+
+def concurrency_cap(provider: str) -> int:
+    """The most requests in flight a batch may keep for ``provider``."""
+    return min(PROVIDER_CONCURRENCY.get(provider, HARD_MAX_CONCURRENCY), HARD_MAX_CONCURRENCY)
+
+
+def effective_concurrency(requested: int | None, provider: str) -> int:
+    """``requested`` (default 8) clamped to 1 … the provider's cap."""
+    value = DEFAULT_CONCURRENCY if requested is None else int(requested)
+    return max(1, min(value, concurrency_cap(provider)))
+
+
+def settings_dict(settings: RunSpec) -> dict[str, Any]:
+    """The shared settings as stored with a batch (a RunSpec dict; messages hold only a system prompt)."""
+    data = settings.to_dict()
+    data["messages"] = [m for m in settings.messages if m.get("role") == "system"]
+    return data
+
+
+def settings_from_dict(data: Mapping[str, Any]) -> RunSpec:
+    values = dict(data)
+    values.setdefault("messages", [])
+    return RunSpec.from_dict(values)
+
+
+def default_system(settings: RunSpec) -> str | None:
+    for message in settings.messages:
+        if message.get("role") == "system" and str(message.get("content") or "").strip():
+            return str(message["content"])
+    return None
+
+
+def item_spec(settings: RunSpec, item: BatchItem, models: Mapping[str, Any] | None = None) -> RunSpec:
+    """The RunSpec answering ``item``: the shared settings, the item's prompt, system and overrides.
+
+    A model override takes its context window, output cap and prices from
+    ``models`` (id → ModelInfo) when known; prices of an unknown model are unknown.
+    """
+    system = item.system if item.system is not None else default_system(settings)
+    messages: list[dict[str, Any]] = []
+    if system:
+        messages.append({"role": "system", "content": system})
+    messages.append({"role": "user", "content": item.prompt})
+    changes: dict[str, Any] = {
+        "messages": messages,
+        "title": item.id,
+        "extra_body": dict(settings.extra_body),
+    }
+    changes.update(item.overrides)
+    model = item.overrides.get("model")
+    if model and model != settings.model:
+        info = (models or {}).get(model)
+        changes["prices"] = getattr(info, "prices", None)
+        window = getattr(info, "context_length", None)
+        cap = getattr(info, "max_output", None)
+        if window:
+            changes["context_window"] = window
+        if cap:
+            changes["output_cap"] = cap
+    return dataclasses.replace(settings, **changes)

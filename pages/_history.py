@@ -1,0 +1,273 @@
+"""The run history behind the Runs and Inspect pages: the store, list rows, resume, duplicate, delete.
+
+UI glue only (the history itself is ``core.store``; the numbers are ``core.inspect``).
+The store is opened once per database file per process (``st.cache_resource``
+keyed on the path, so ``CONTINUUM_DB`` decides which file). Runs are never
+resumed while a live process is still writing them (:meth:`Store.is_active`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pandas as pd
+import streamlit as st
+
+from core.errors import ContinuumError
+from core.providers import PROVIDERS
+from core.store import RunSummary, Store, default_db_path
+from core.types import STRATEGIES, RunResult, RunSpec
+from pages import _common as common
+
+STUDIO = "pages/studio.py"
+RUNS = "pages/runs.py"
+INSPECT = "pages/inspect.py"
+RUN_ID_PARAM = "id"  # query parameter naming the run a history page shows
+
+STATUS_COLORS = {
+    "finished": "green",
+    "running": "blue",
+    "interrupted": "orange",
+    "error": "red",
+    "cancelled": "gray",
+}
+
+# Date filter: label -> seconds back (None: any time).
+DATE_RANGES: dict[str, float | None] = {
+    "Any time": None,
+    "Last 24 hours": 24 * 3600,
+    "Last 7 days": 7 * 24 * 3600,
+    "Last 30 days": 30 * 24 * 3600,
+}
+
+
+# ---------------------------------------------------------------- the store
+
+
+@st.cache_resource(show_spinner=False)
+def _open_store(path: str) -> Store:
+    return Store(path)
+
+
+def history() -> Store:
+    """The run history of this process (``$CONTINUUM_DB`` or the user data directory)."""
+    return _open_store(str(default_db_path()))
+
+
+def load(run_id: str | None) -> RunResult | None:
+    """The stored run, or None when there is no such run (deleted, or a stale link)."""
+    if not run_id:
+        return None
+    store = history()
+    if not store.exists(run_id):
+        return None
+    return store.load(run_id)
+
+
+def picked_run_id() -> str | None:
+    value = st.query_params.get(RUN_ID_PARAM)
+    return str(value) if value else None
+
+
+def pick_run(run_id: str | None) -> None:
+    """Show ``run_id`` (None: none) and keep it in the URL, so a link or a reload opens it again."""
+    if run_id:
+        st.query_params[RUN_ID_PARAM] = run_id
+    elif RUN_ID_PARAM in st.query_params:
+        del st.query_params[RUN_ID_PARAM]
+
+
+# ---------------------------------------------------------------- the list
+
+
+def when(timestamp: float | None) -> str:
+    if not timestamp:
+        return "—"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+def status_badge(status: str, stop_reason: str | None = None) -> str:
+    """A colored badge for a run's status; finished runs say why they stopped."""
+    color = STATUS_COLORS.get(status, "gray")
+    text = status
+    if status == "finished" and stop_reason and stop_reason != "finished":
+        text = stop_reason
+        color = "green" if stop_reason == "target_reached" else "orange"
+    return f":{color}-badge[{text.replace('_', ' ').capitalize()}]"
+
+
+def tokens_text(value: int, estimated: bool) -> str:
+    return f"≈{value:,}" if estimated else f"{value:,}"
+
+
+def money(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
+
+
+def outcome(summary: RunSummary) -> str:
+    """The status, or for a finished run why it stopped ("finished", "max rounds", "repetition"…)."""
+    if summary.status == "finished" and summary.stop_reason:
+        return summary.stop_reason.replace("_", " ")
+    return summary.status
+
+
+def runs_frame(runs: list[RunSummary]) -> pd.DataFrame:
+    """The rows of the Runs table (the run ids stay out of sight, in the same order)."""
+    return pd.DataFrame(
+        {
+            "Date": [datetime.fromtimestamp(s.created_at) for s in runs],
+            "Run": [s.display_title or "(no prompt)" for s in runs],
+            "Provider": [s.provider for s in runs],
+            "Model": [s.model for s in runs],
+            "Strategy": [s.strategy for s in runs],
+            "Status": [outcome(s) for s in runs],
+            "Rounds": [s.rounds for s in runs],
+            "Tokens": [tokens_text(s.completion_tokens, s.tokens_estimated) for s in runs],
+            "Cost": [money(s.cost) for s in runs],
+        }
+    )
+
+
+RUNS_COLUMNS = {
+    "Date": st.column_config.DatetimeColumn(format="MMM D, HH:mm", width=92),
+    "Run": st.column_config.TextColumn(width=240, help="The title, else the prompt"),
+    "Provider": st.column_config.TextColumn(width=76),
+    "Model": st.column_config.TextColumn(width=110),
+    "Strategy": st.column_config.TextColumn(width=76),
+    "Status": st.column_config.TextColumn(
+        width=116,
+        help="Why a finished run stopped (finished, max rounds, repetition…), else interrupted, "
+        "cancelled, error or running. Interrupted: the process writing it stopped; resume it.",
+    ),
+    "Rounds": st.column_config.NumberColumn(width=60),
+    "Tokens": st.column_config.TextColumn(help="Output tokens (≈: estimated)", width=72),
+    "Cost": st.column_config.TextColumn(
+        help="Estimated from the listed prices (—: no prices known)", width=72
+    ),
+}
+
+
+# ---------------------------------------------------------------- resume
+
+
+@dataclass(frozen=True)
+class ResumeOptions:
+    more_rounds: int = 10
+    target_tokens: int = 0  # 0: no target
+    max_tokens: int = 1024  # per round
+    strategy: str = "prefill"
+
+
+def resume_options(result: RunResult) -> ResumeOptions:
+    """The resume form's defaults: the run's own settings, ten more rounds."""
+    spec = result.spec
+    return ResumeOptions(
+        more_rounds=10,
+        target_tokens=int(spec.target_tokens or 0),
+        max_tokens=int(spec.max_tokens),
+        strategy=spec.strategy if spec.strategy in STRATEGIES else "prefill",
+    )
+
+
+def resume_spec(result: RunResult, options: ResumeOptions, demo_base_url: str | None = None) -> RunSpec:
+    """The spec to resume ``result`` with: ``more_rounds`` beyond the rounds it has, the new
+    target, budget and strategy. A demo run moves to this process's demo model (its
+    behaviour prefix kept); any other run keeps its base URL."""
+    spec = dataclasses.replace(result.spec)
+    spec.max_rounds = len(result.rounds) + max(1, int(options.more_rounds))
+    spec.target_tokens = int(options.target_tokens) or None
+    spec.max_tokens = max(1, int(options.max_tokens))
+    spec.strategy = options.strategy
+    if demo_base_url and spec.provider in PROVIDERS and PROVIDERS[spec.provider].is_demo:
+        spec.base_url = rebase_url(spec.base_url, demo_base_url)
+    return spec
+
+
+def rebase_url(old: str, new_base: str) -> str:
+    """``new_base``'s scheme and host with ``old``'s path (a demo behaviour prefix like ``/x/k=v/v1``)."""
+    path = urlsplit(old).path if old else ""
+    if not path.strip("/"):
+        return new_base
+    parts = urlsplit(new_base)
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def resume_problem(run_id: str) -> str | None:
+    """Why ``run_id`` cannot be resumed now (None: it can)."""
+    store = history()
+    if not store.exists(run_id):
+        return "This run is no longer in the history."
+    if store.is_active(run_id):
+        return "This run is still being written: wait for it to end (or stop it) before resuming it."
+    running = common.current_job()
+    if running is not None and not running.done:
+        return "A run is already going in the Studio: stop it first, or wait for it to end."
+    return None
+
+
+def start_resume(run_id: str, options: ResumeOptions) -> str:
+    """Start the resumed run as a background job of this session; returns an error message or ""."""
+    problem = resume_problem(run_id)
+    if problem:
+        return problem
+    result = history().load(run_id)
+    provider = PROVIDERS.get(result.spec.provider)
+    if provider is None:
+        return f"This run used an unknown provider ({result.spec.provider!r}); it cannot be resumed here."
+    demo = common.demo_base_url() if provider.is_demo else None
+    spec = resume_spec(result, options, demo)
+    key, _ = common.key_for(provider.id)
+    if provider.needs_key and not key:
+        return f"No API key for {provider.label}: {provider.key_hint()}."
+    if not spec.base_url:
+        return f"{provider.label} needs a base URL: set it in Settings."
+    try:
+        job = common.job_manager().start(spec, api_key=key, resume=result)
+    except ContinuumError as exc:
+        return str(exc)
+    common.remember_job(job)
+    return ""
+
+
+# ---------------------------------------------------------------- duplicate
+
+
+def studio_state(spec: RunSpec) -> dict[str, Any]:
+    """The Studio's session-state keys (see pages/studio.py) holding ``spec``'s prompt and settings."""
+    system = next((str(m.get("content") or "") for m in spec.messages if m.get("role") == "system"), "")
+    provider_id = spec.provider if spec.provider in PROVIDERS else "demo"
+    values: dict[str, Any] = {
+        "prompt": spec.prompt,
+        "system": system,
+        "max_tokens": max(16, int(spec.max_tokens)),
+        "max_rounds": max(1, int(spec.max_rounds)),
+        "target_tokens": int(spec.target_tokens or 0),
+        "temperature": float(spec.temperature if spec.temperature is not None else 0.7),
+        "studio_provider": provider_id,
+    }
+    if spec.strategy in STRATEGIES:
+        values[f"strategy_{provider_id}"] = spec.strategy
+    return values
+
+
+def duplicate_to_studio(result: RunResult) -> None:
+    """Put the run's prompt and settings into the Studio's form (the user edits, then generates)."""
+    spec = result.spec
+    values = studio_state(spec)
+    provider_id = values["studio_provider"]
+    settings = common.get_settings()
+    settings.provider = provider_id
+    if spec.model:
+        settings.models[provider_id] = spec.model
+    preset = PROVIDERS[provider_id]
+    if not preset.is_demo and spec.base_url and spec.base_url != preset.base_url:
+        settings.base_urls[provider_id] = spec.base_url
+    st.session_state.update(values)
+    common.forget_job()

@@ -1,0 +1,112 @@
+"""A stored run, read-only, the way the Studio shows a finished one.
+
+The same pieces as the Studio (``pages/_status.py``, ``pages/_charts.py``,
+``pages/_live.py``): status line, context gauge, stop or error message,
+downloads named after the run, then the Document, Rounds and Table & charts
+tabs. A stored run becomes a finished job's Snapshot with
+:func:`core.inspect.result_snapshot`, so every Studio function applies as is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from core.inspect import result_snapshot
+from core.jobs import Snapshot
+from core.types import Round, RunResult
+from pages import _charts as charts
+from pages._blocks import split_blocks
+from pages._history import status_badge, tokens_text
+from pages._live import ROUND_HEIGHT, render_downloads
+from pages._status import gauge_chart, gauge_text, round_heading, show_error, stop_message
+
+INTERRUPTED_TEXT = (
+    "**Interrupted.** The process writing this run stopped before the run ended (the app was "
+    "closed or restarted). The text up to the last save is kept; **Resume** continues from there."
+)
+RUNNING_TEXT = (
+    "This run is still being written (in the Studio or by another process). "
+    "Reload the page to see the latest saved text."
+)
+
+
+def facts(snap: Snapshot) -> str:
+    rounds = len(snap.rounds)
+    tokens = snap.gauge.generated_tokens
+    return (
+        f"{rounds} round{'s' if rounds != 1 else ''} · {tokens_text(tokens, snap.gauge.estimated)} tokens"
+        f" · {snap.elapsed_s:.1f} s"
+    )
+
+
+def markdown_blocks(text: str, parent: Any = None) -> None:
+    """``text`` as sealed Markdown blocks (fences closed and re-opened at each cut, ``$`` escaped)."""
+    target = parent or st
+    for block in split_blocks(text):
+        target.markdown(block.markdown())
+
+
+def render_round(r: Round) -> None:
+    with st.container(border=True):
+        st.markdown(round_heading(r))
+        if r.reasoning:
+            with st.expander("Reasoning", icon=":material/psychology:"):
+                markdown_blocks(r.reasoning)
+        box = st.container(height=ROUND_HEIGHT, border=False)
+        if r.text:
+            markdown_blocks(r.text, box)
+        else:
+            box.caption("This round added no text.")
+
+
+def render_message(snap: Snapshot, status: str) -> None:
+    if status == "interrupted":
+        st.warning(INTERRUPTED_TEXT, icon=":material/pause_circle:")
+        return
+    if status == "running":
+        st.info(RUNNING_TEXT, icon=":material/progress_activity:")
+        return
+    if snap.error is not None:
+        show_error(snap.error)
+        return
+    outcome = stop_message(snap)
+    if outcome is None:
+        return
+    kind, text = outcome
+    if kind in ("warning", "error"):
+        getattr(st, kind)(text)
+    else:
+        st.caption(text)
+
+
+def render_run(result: RunResult, status: str) -> Snapshot:
+    """The whole read-only view of a stored run; returns the snapshot it was drawn from."""
+    snap = result_snapshot(result)
+    st.markdown(f"{status_badge(status, result.stop_reason)} {facts(snap)}")
+    render_message(snap, status)
+    gauge = snap.gauge
+    if gauge.window:
+        st.altair_chart(gauge_chart(gauge), width="stretch")
+    st.caption(gauge_text(gauge, len(snap.rounds)))
+    if snap.rounds:
+        with st.container(horizontal=True, gap="small", key="run_downloads"):
+            render_downloads(snap, formats=None if result.text else ("json", "csv"))
+    document, rounds, details = st.tabs(["Document", "Rounds", "Table & charts"])
+    with document:
+        if result.reasoning:
+            with st.expander("Reasoning", icon=":material/psychology:"):
+                markdown_blocks(result.reasoning)
+        if result.text:
+            markdown_blocks(result.text)
+        else:
+            st.caption("No text was generated.")
+    with rounds:
+        if not result.rounds:
+            st.caption("No rounds ran.")
+        for r in result.rounds:
+            render_round(r)
+    with details:
+        charts.render_details(snap)
+    return snap

@@ -1,0 +1,183 @@
+"""The words and numbers around a run: status line, gauge, round headings, stop and error messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from core.jobs import Gauge, LiveRound, Snapshot
+from core.types import ErrorInfo, Round
+
+STOP_MESSAGES = {
+    "finished": "The model finished on its own.",
+    "max_rounds": "Reached the round limit. Raise **Max rounds** to let it go further.",
+    "target_reached": "Reached the target length.",
+    "context_exhausted": "The context window is full: the prompt and the answer fill the model's window.",
+    "no_progress": "Stopped: a round added nothing new.",
+    "repetition": "Stopped: the model started repeating itself.",
+    "cost_limit": "Reached the cost limit.",
+    "cancelled": "Stopped by you. The text so far is kept.",
+    "error": "Stopped on an error. The text so far is kept.",
+}
+
+ERROR_TITLES = {
+    "AuthenticationError": "The provider rejected the API key",
+    "PaymentRequiredError": "The provider account has no credit left",
+    "PermissionDeniedError": "This key may not use that model",
+    "NotFoundError": "Not found: check the model name and the base URL",
+    "ContextOverflowError": "The prompt is too long for the model's context window",
+    "PrefillUnsupportedError": "This server refuses a trailing assistant message",
+    "ConnectError": "Could not reach the server",
+    "ConnectTimeoutError": "The server did not answer in time",
+    "IdleTimeoutError": "The server went silent",
+    "RoundTimeoutError": "A round took too long",
+    "StreamInterrupted": "The server stopped in the middle of the answer",
+    "RateLimitError": "The provider is rate limiting this key",
+    "ServerError": "The provider had a server error",
+    "UnexpectedResponseError": "The server's reply is not an OpenAI-compatible API response",
+    "MalformedStreamError": "The server sent a broken stream",
+    "ValidationError": "The provider rejected the request",
+    "BadRequestError": "The provider rejected the request",
+    "ConfigError": "A setting needs fixing",
+}
+
+
+def error_title(info: ErrorInfo) -> str:
+    return ERROR_TITLES.get(info.kind, "The run stopped on an error")
+
+
+def show_error(info: ErrorInfo, target: Any = None) -> None:
+    (target or st).error(f"**{error_title(info)}.** {info.message}", icon=":material/error:")
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def _n(value: int, estimated: bool = False) -> str:
+    return f"{'≈' if estimated else ''}{value:,}"
+
+
+def _money(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
+
+
+def round_heading(r: Round) -> str:
+    parts = [f"**Round {r.index}**", f"{_n(r.completion_tokens, r.completion_estimated)} tokens"]
+    parts.append(f"`{r.finish_reason}`" if r.finish_reason else "no finish reason")
+    parts.append(f"{r.duration_s:.1f} s")
+    if r.recovery:
+        parts.append(":orange-badge[recovery]")
+    if r.retries:
+        parts.append(f":orange-badge[{r.retries} retries]")
+    for flag in r.seam_flags:
+        parts.append(f":orange-badge[{flag.get('kind', 'seam')}]")
+    if r.error:
+        parts.append(":red-badge[error]")
+    return " · ".join(parts)
+
+
+def live_heading(live: LiveRound) -> str:
+    what = "reasoning" if live.reasoning and not live.text else "streaming"
+    recovery = " · :orange-badge[recovery]" if live.recovery else ""
+    return (
+        f"**Round {live.index}** · {_n(live.chunks, True)} tokens · "
+        f":blue-badge[{what}] · {live.elapsed_s():.1f} s{recovery}"
+    )
+
+
+def status_line(snap: Snapshot) -> str:
+    rounds = len(snap.rounds) + (1 if snap.live else 0)
+    tokens = snap.gauge.generated_tokens
+    facts = f"{rounds} round{'s' if rounds != 1 else ''} · {_n(tokens, snap.gauge.estimated)} tokens"
+    facts += f" · {snap.elapsed_s:.1f} s"
+    if snap.status == "running":
+        return f":blue-badge[:material/progress_activity: Generating] {facts}"
+    if snap.status == "stopping":
+        return f":orange-badge[:material/stop_circle: Stopping…] {facts}"
+    reason = snap.stop_reason or "finished"
+    color = {"finished": "green", "target_reached": "green", "cancelled": "gray", "error": "red"}.get(
+        reason, "orange"
+    )
+    return f":{color}-badge[{reason.replace('_', ' ').capitalize()}] {facts}"
+
+
+LEVEL_COLORS = {"ok": "#2f9e44", "amber": "#f08c00", "red": "#e03131"}
+PROMPT_COLOR = "#4c6ef5"
+REMAINING_COLOR = "rgba(134, 142, 150, 0.35)"  # reads on light and dark themes
+
+
+def gauge_chart(g: Gauge) -> alt.Chart:
+    """The window as one bar: prompt (blue), generated (green → amber → red), remaining (gray)."""
+    window = g.window or max(1, g.used)
+    prompt = min(g.prompt_tokens, window)  # a prompt past the window fills the bar, no more
+    generated = min(g.generated_tokens, window - prompt)
+    data = pd.DataFrame(
+        {
+            "part": ["prompt", "generated", "remaining"],
+            "tokens": [prompt, generated, window - prompt - generated],
+            "order": [0, 1, 2],
+        }
+    )
+    colors = [PROMPT_COLOR, LEVEL_COLORS[g.level], REMAINING_COLOR]
+    return (
+        alt.Chart(data)
+        .mark_bar(height=16, cornerRadius=3)
+        .encode(
+            x=alt.X("sum(tokens):Q", axis=None, scale=alt.Scale(domain=[0, window], nice=False)),
+            color=alt.Color(
+                "part:N",
+                scale=alt.Scale(domain=["prompt", "generated", "remaining"], range=colors),
+                legend=None,
+            ),
+            order=alt.Order("order:Q"),
+            tooltip=["part", alt.Tooltip("tokens:Q", format=",")],
+        )
+        .properties(height=22)
+    )
+
+
+def gauge_text(g: Gauge, rounds: int) -> str:
+    est = g.estimated
+    if g.window:
+        color = {"ok": "green", "amber": "orange", "red": "red"}[g.level]
+        head = f":{color}-badge[{round(100 * (g.fraction or 0))}% of the {g.window:,}-token window]"
+        rest = "n/a" if g.remaining is None else _n(g.remaining, est)
+    else:
+        head, rest = ":gray-badge[window unknown]", "unknown"
+    line = (
+        f"{head} &nbsp; prompt **{_n(g.prompt_tokens, est)}** · generated **{_n(g.generated_tokens, est)}**"
+        f" · remaining **{rest}**"
+    )
+    billed = (
+        f":material/receipt_long: Input billed **{_n(g.billed_input_tokens, est)}** tokens"
+        f" over {rounds} round{'s' if rounds != 1 else ''} · est. cost **{_money(g.cost)}**"
+    )
+    if rounds > 1:
+        billed += " — every round re-sends the prompt and all the text so far"
+    return f"{line}  \n{billed}"
+
+
+def stop_message(snap: Snapshot) -> tuple[str, str] | None:
+    """(kind, message) explaining why a finished job stopped; None while it runs."""
+    if not snap.done:
+        return None
+    if snap.error is not None:
+        return "error", ""
+    reason = snap.stop_reason or "finished"
+    if reason == "context_exhausted" and not snap.text:
+        window = snap.spec.context_window
+        where = f"the model's {window:,}-token window" if window else "the model's window"
+        return (
+            "warning",
+            f"The prompt (≈{snap.gauge.prompt_tokens:,} tokens) leaves no room for an answer in {where}. "
+            "Shorten the prompt or choose a model with a larger window.",
+        )
+    kind = "success" if reason in ("finished", "target_reached") else "info"
+    if reason in ("context_exhausted", "repetition", "no_progress", "cost_limit", "max_rounds"):
+        kind = "warning"
+    return kind, STOP_MESSAGES.get(reason, reason)

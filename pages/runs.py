@@ -1,0 +1,245 @@
+"""Runs: the history. Search and filter every saved run, open one, resume it, duplicate it, delete it."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from core.store import RunSummary
+from core.types import STRATEGIES, RunResult
+from pages import _history as history
+from pages._history_view import render_run
+
+PAGE_SIZE = 200
+ANY = "All"
+
+
+def _flash(kind: str, text: str) -> None:
+    st.session_state["runs_flash"] = (kind, text)
+
+
+def _on_select() -> None:
+    state = st.session_state.get("runs_table")
+    rows = list(getattr(getattr(state, "selection", None), "rows", []) or [])
+    ids = st.session_state.get("runs_ids", [])
+    if rows and rows[0] < len(ids):
+        history.pick_run(ids[rows[0]])
+
+
+def _clear_filters() -> None:
+    for key in ("runs_q", "runs_provider", "runs_model", "runs_status", "runs_date"):
+        st.session_state.pop(key, None)
+
+
+def empty_state() -> None:
+    with st.container(border=True):
+        st.markdown("##### No runs yet")
+        st.caption(
+            "Every run you start in the Studio is saved here as it streams: its prompt, settings, every "
+            "round and its text. Come back to read a run again, download it, resume it with more rounds "
+            "or another strategy, or compare two runs in Inspect."
+        )
+        st.page_link(history.STUDIO, label="Start a run in the Studio", icon=":material/edit_note:")
+
+
+def filters(facets: dict[str, list[str]]) -> dict[str, object]:
+    row = st.columns([4, 2, 2, 2, 2], vertical_alignment="bottom")
+    query = row[0].text_input(
+        "Search",
+        key="runs_q",
+        placeholder="Words in the prompt or title, or a run id",
+        icon=":material/search:",
+    )
+    provider = row[1].selectbox("Provider", [ANY, *facets.get("provider", [])], key="runs_provider")
+    model = row[2].selectbox("Model", [ANY, *facets.get("model", [])], key="runs_model")
+    status = row[3].selectbox("Status", [ANY, *history.STATUS_COLORS], key="runs_status")
+    date = row[4].selectbox("Date", list(history.DATE_RANGES), key="runs_date")
+    back = history.DATE_RANGES[date]
+    return {
+        "query": query.strip() or None,
+        "provider": None if provider == ANY else provider,
+        "model": None if model == ANY else model,
+        "status": None if status == ANY else status,
+        "since": None if back is None else time.time() - back,
+    }
+
+
+def run_table(runs: list[RunSummary]) -> None:
+    st.session_state["runs_ids"] = [s.id for s in runs]
+    st.dataframe(
+        history.runs_frame(runs),
+        hide_index=True,
+        key="runs_table",
+        on_select=_on_select,
+        selection_mode="single-row",
+        column_config=history.RUNS_COLUMNS,
+        height=min(38 + 35 * len(runs), 360),
+    )
+
+
+# ---------------------------------------------------------------- one run
+
+
+def resume_form(result: RunResult, run_id: str) -> None:
+    defaults = history.resume_options(result)
+    with st.form(f"resume_{run_id}", border=False):
+        st.markdown("**Resume this run**")
+        st.caption(
+            f"It has {len(result.rounds)} round{'s' if len(result.rounds) != 1 else ''}. Add rounds, raise the "
+            "target or change the strategy: the new rounds join this same run, and you watch them in the Studio."
+        )
+        more = st.number_input("More rounds", 1, 500, defaults.more_rounds, key="resume_more")
+        target = st.number_input(
+            "Target length (tokens)",
+            0,
+            10_000_000,
+            defaults.target_tokens,
+            step=1000,
+            key="resume_target",
+            help="Stop once the answer has this many tokens in all. 0: let the model finish.",
+        )
+        max_tokens = st.number_input(
+            "Max tokens per round",
+            16,
+            262_144,
+            max(16, defaults.max_tokens),
+            step=256,
+            key="resume_max_tokens",
+        )
+        strategy = st.selectbox(
+            "Strategy", STRATEGIES, index=STRATEGIES.index(defaults.strategy), key="resume_strategy"
+        )
+        go = st.form_submit_button("Resume in the Studio", type="primary", icon=":material/play_arrow:")
+    if go:
+        options = history.ResumeOptions(int(more), int(target), int(max_tokens), str(strategy))
+        error = history.start_resume(run_id, options)
+        if error:
+            st.error(error)
+            st.toast(error, icon=":material/error:")
+        else:
+            st.switch_page(history.STUDIO)
+
+
+DELETING = "runs_deleting"  # session key: the run whose delete is being confirmed
+
+
+def _ask_delete(run_id: str) -> None:
+    st.session_state[DELETING] = run_id
+
+
+def _drop_delete() -> None:
+    st.session_state.pop(DELETING, None)
+
+
+@st.dialog("Delete this run?", on_dismiss=_drop_delete)
+def confirm_delete(run_id: str, title: str) -> None:
+    st.markdown(f"**{title}**")
+    st.caption("The run, its rounds and its text are removed from the history. This cannot be undone.")
+    row = st.container(horizontal=True, horizontal_alignment="right")
+    if row.button("Cancel", key="delete_cancel"):
+        _drop_delete()
+        st.rerun()
+    if row.button("Delete", type="primary", icon=":material/delete:", key="delete_confirm"):
+        _drop_delete()
+        if history.history().is_active(run_id):
+            _flash("error", "This run is still being written; stop it first.")
+        else:
+            history.history().delete(run_id)
+            history.pick_run(None)
+            _flash("success", f"Deleted “{title}”.")
+        st.rerun()
+
+
+def open_run(run_id: str) -> None:
+    store = history.history()
+    summary = store.summary(run_id)
+    result = history.load(run_id)
+    if summary is None or result is None:
+        st.warning("That run is no longer in the history.")
+        return
+    active = summary.status == "running" and store.is_active(run_id)
+    with st.container(key="open_run"):
+        head = st.container(horizontal=True, vertical_alignment="center")
+        head.subheader(summary.display_title or "(no prompt)", anchor=False)
+        head.button(
+            "Close",
+            icon=":material/close:",
+            type="tertiary",
+            key="run_close",
+            on_click=history.pick_run,
+            args=(None,),
+        )
+        spec = result.spec
+        st.caption(
+            f"{history.when(summary.created_at)} · {spec.provider} · `{spec.model}` · {spec.strategy} · "
+            f"run `{run_id}`"
+        )
+        actions = st.container(horizontal=True, gap="small", key="run_actions")
+        with actions.popover(
+            "Resume",
+            icon=":material/resume:",
+            disabled=active,
+        ):
+            resume_form(result, run_id)
+        if actions.button(
+            "Duplicate in Studio",
+            icon=":material/content_copy:",
+            key="run_duplicate",
+            help="Start a new run from this one's prompt and settings, edited first",
+        ):
+            history.duplicate_to_studio(result)
+            st.switch_page(history.STUDIO)
+        if actions.button(
+            "Inspect seams",
+            icon=":material/query_stats:",
+            key="run_inspect",
+            help="The seams between rounds, per-round charts, and a comparison with another run",
+        ):
+            st.switch_page(history.INSPECT, query_params={history.RUN_ID_PARAM: run_id})
+        actions.button(
+            "Delete",
+            icon=":material/delete:",
+            key="run_delete",
+            disabled=active,
+            on_click=_ask_delete,
+            args=(run_id,),
+        )
+        if st.session_state.get(DELETING) == run_id:
+            confirm_delete(run_id, summary.display_title or run_id)
+        render_run(result, "running" if active else summary.status)
+
+
+# ---------------------------------------------------------------- the page
+
+st.title("Runs")
+st.caption(
+    "Every run is saved as it streams. Open one to read it again, resume it, or start a new one from it."
+)
+
+store = history.history()
+store.mark_interrupted()
+
+flash = st.session_state.pop("runs_flash", None)
+if flash:
+    getattr(st, flash[0])(flash[1])
+
+if store.count_runs() == 0:
+    empty_state()
+    st.stop()
+
+chosen = filters(store.facets())
+runs = store.list_runs(limit=PAGE_SIZE, **chosen)  # type: ignore[arg-type]
+matching = store.count_runs(**chosen)  # type: ignore[arg-type]
+if not runs:
+    st.info("No runs match these filters.", icon=":material/filter_alt_off:")
+    st.button("Clear the filters", on_click=_clear_filters, key="runs_clear")
+else:
+    shown = f" (the newest {len(runs)} shown)" if matching > len(runs) else ""
+    st.caption(f"{matching:,} run{'s' if matching != 1 else ''}{shown}. Select a row to open the run.")
+    run_table(runs)
+
+picked = history.picked_run_id()
+if picked:
+    st.divider()
+    open_run(picked)

@@ -1,0 +1,208 @@
+"""The run history in a real browser: open a past run, resume it, compare two runs, see a restart seam.
+
+The runs are made before the app starts, with the real engine against the
+test's demo server, and recorded into the database the app is given
+(``CONTINUUM_DB``), exactly as the app records its own runs. One Streamlit
+process serves the module; its demo model resumes the demo runs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from core.demo import behaviour_url, demo_document
+from core.store import Store
+from tests.e2e.conftest import ARTIFACTS, shot, start_app, stop_app
+from tests.test_pages_runs import record_run
+
+PRESS = "Write about 1500 tokens on the history of the printing press, with headings."
+TIDES = "Write about 1200 tokens on the tides of the Atlantic coast."
+CARTOGRAPHY = "Write about 2500 tokens on the history of cartography, with tables and code."
+WAIT = 30_000
+
+
+@dataclass
+class History:
+    url: str
+    db: Path
+    press: str  # finished, prefill, demo
+    press_instruction: str  # the same prompt with the instruction strategy on demo-32k
+    cut_short: str  # stopped by max_rounds after 2 rounds
+    restart: str  # made against a server that ignores prefills
+    interrupted: str
+    cartography: str
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory, demo_server: str, browser) -> Iterator[History]:
+    tmp = tmp_path_factory.mktemp("history")
+    db = tmp / "e2e.sqlite3"  # the file start_app gives the app as CONTINUUM_DB
+    runs = History(
+        url="",
+        db=db,
+        press=record_run(db, demo_server, PRESS, max_tokens=300),
+        press_instruction=record_run(
+            db, demo_server, PRESS, max_tokens=450, model="demo-32k", strategy="instruction", context_window=32768
+        ),
+        cut_short=record_run(db, demo_server, TIDES, max_tokens=256, max_rounds=2),
+        restart=record_run(db, behaviour_url(demo_server, prefill="ignored"), TIDES, max_tokens=300),
+        interrupted=record_run(db, demo_server, "Write about 4000 tokens on lighthouses.", stop_after=60),
+        cartography=record_run(db, demo_server, CARTOGRAPHY, max_tokens=300),
+    )
+    proc, runs.url = start_app(tmp)
+    try:
+        # Open the router first: until app.py has run once, Streamlit treats a first request
+        # for /runs as an old-style pages/ app (see the report on the pages/ directory).
+        warm = browser.new_context().new_page()
+        warm.goto(runs.url)
+        warm.get_by_label("Prompt", exact=True).wait_for(timeout=WAIT)
+        warm.context.close()
+        yield runs
+    finally:
+        stop_app(proc)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "streamlit-history.log").write_bytes((tmp / "streamlit.log").read_bytes())
+
+
+def settled(page) -> None:
+    """Wait until the script run has drawn everything (no element still a skeleton)."""
+    page.wait_for_function("() => !document.querySelector('[data-testid=stSkeleton]')", timeout=WAIT)
+
+
+def open_run(page, h: History, run_id: str) -> None:
+    page.goto(f"{h.url}/runs?id={run_id}")
+    page.locator(".st-key-run_actions").wait_for(timeout=WAIT)
+    settled(page)
+
+
+def click_row(page, row: int) -> None:
+    """Select a row of the runs table (a canvas grid: click its checkbox cell)."""
+    grid = page.get_by_test_id("stDataFrame")
+    grid.wait_for()
+    grid.click(position={"x": 18, "y": 35 * row + 35 + 17})
+
+
+def download(page, label: str):  # type: ignore[no-untyped-def]
+    with page.expect_download() as info:
+        page.get_by_role("button", name=label, exact=True).click()
+    return info.value
+
+
+# ---------------------------------------------------------------- Runs
+
+
+def test_a_past_run_opens_from_the_list_with_its_rounds_and_named_downloads(page, history: History):
+    page.goto(f"{history.url}/runs")
+    page.get_by_text("6 runs.").wait_for(timeout=WAIT)
+    shot(page, "runs-list-light", full_page=False)
+    click_row(page, 5)  # newest first: the first run made is the last row
+    page.locator(".st-key-run_actions").wait_for(timeout=WAIT)
+    expect(page.locator(".st-key-open_run h3")).to_contain_text(PRESS)
+    assert f"id={history.press}" in page.url
+    rounds = len(Store(history.db).load(history.press).rounds)
+    page.get_by_role("tab", name="Rounds").click()
+    page.get_by_text(re.compile(rf"^Round {rounds} ·")).wait_for()
+    assert page.get_by_text(re.compile(r"^Round \d+ ·")).count() == rounds
+    md = download(page, "Download output")
+    assert md.path().read_text(encoding="utf-8") == demo_document(PRESS)
+    assert re.fullmatch(r"write-about-1500-tokens-on-the-history-of-the-\d{8}-\d{4}\.md", md.suggested_filename)
+    assert download(page, "CSV").suggested_filename.endswith(".csv")
+
+
+def test_the_history_looks_right_in_light_and_dark(browser, history: History):
+    for scheme in ("light", "dark"):
+        context = browser.new_context(viewport={"width": 1400, "height": 1100}, color_scheme=scheme)
+        page = context.new_page()
+        try:
+            open_run(page, history, history.cartography)
+            shot(page, f"runs-open-{scheme}", full_page=False)
+            page.get_by_role("button", name="Resume").click()
+            page.get_by_role("button", name="Resume in the Studio").wait_for()
+            shot(page, f"runs-resume-{scheme}", full_page=False)
+            page.keyboard.press("Escape")
+            page.goto(f"{history.url}/inspect?id={history.cartography}")
+            page.get_by_text("open table").first.wait_for(timeout=WAIT)
+            settled(page)
+            shot(page, f"inspect-seams-{scheme}", full_page=False)
+            page.get_by_role("tab", name="Charts").click()
+            page.get_by_test_id("stVegaLiteChart").nth(3).wait_for()
+            page.wait_for_timeout(800)  # let Vega finish drawing before the picture
+            shot(page, f"inspect-charts-{scheme}", full_page=False)
+        finally:
+            context.close()
+
+
+def test_an_interrupted_run_is_listed_as_interrupted_and_can_be_deleted(page, history: History):
+    page.goto(f"{history.url}/runs")
+    page.get_by_text("6 runs.").wait_for(timeout=WAIT)
+    choose(page, "Status", "interrupted")
+    page.get_by_text("1 run.").wait_for()
+    click_row(page, 0)
+    page.get_by_text("Interrupted.", exact=False).first.wait_for(timeout=WAIT)
+    page.locator(".st-key-run_delete button").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("cannot be undone").wait_for()
+    shot(page, "runs-delete-light", full_page=False)
+    dialog.get_by_role("button", name="Delete").click()
+    page.get_by_text("Deleted").wait_for(timeout=WAIT)
+    assert not Store(history.db).exists(history.interrupted)
+
+
+def test_resuming_a_past_run_continues_the_same_run_in_the_studio(page, history: History):
+    before = len(Store(history.db).load(history.cut_short).rounds)
+    open_run(page, history, history.cut_short)
+    page.get_by_role("button", name="Resume").click()
+    page.get_by_role("spinbutton", name="More rounds").fill("40")
+    page.get_by_role("button", name="Resume in the Studio").click()
+    page.locator(".st-key-clear_run").wait_for(timeout=60_000)  # the Studio, the run ended
+    assert "Finished" in page.locator(".st-key-run_head").inner_text()
+    assert download(page, "Download output").path().read_text(encoding="utf-8") == demo_document(TIDES)
+    shot(page, "studio-resumed-light", full_page=False)
+    with Store(history.db) as store:
+        result = store.load(history.cut_short)
+        assert store.count_runs(query=TIDES) == 2  # this one and the restart run: no new run
+    assert len(result.rounds) > before and result.text == demo_document(TIDES)
+
+
+# ---------------------------------------------------------------- Inspect
+
+
+def choose(page, label: str, option: str) -> None:
+    page.get_by_role("combobox", name=label).click()
+    page.get_by_role("option", name=option).first.click()
+
+
+def test_two_runs_of_one_prompt_are_compared_side_by_side(page, history: History):
+    page.goto(f"{history.url}/inspect?id={history.press}")
+    page.get_by_role("tab", name="Seams").wait_for(timeout=WAIT)
+    page.get_by_role("combobox", name="Compare with").click()
+    page.get_by_role("option").filter(has_text="instruction").first.click()
+    page.get_by_role("tab", name="Compare").click()
+    page.get_by_text("The two answers are identical").wait_for(timeout=WAIT)
+    assert f"vs={history.press_instruction}" in page.url
+    page.get_by_test_id("stVegaLiteChart").nth(3).wait_for()
+    page.wait_for_timeout(800)  # let Vega finish drawing before the picture
+    shot(page, "inspect-compare-light", full_page=False)
+
+
+def test_the_seam_view_of_a_run_on_a_prefill_ignoring_server_shows_the_restart(browser, history: History):
+    for scheme in ("light", "dark"):
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme=scheme)
+        page = context.new_page()
+        try:
+            page.goto(f"{history.url}/inspect?id={history.restart}")
+            seam = page.locator(".st-key-seam_2")
+            seam.wait_for(timeout=WAIT)
+            expect(seam).to_contain_text("restart")
+            expect(seam).to_contain_text("the server ignored the prefill")
+            expect(seam).to_contain_text("Discarded")
+            settled(page)
+            shot(page, f"inspect-restart-{scheme}", full_page=False)
+        finally:
+            context.close()
