@@ -13,7 +13,7 @@ from core.demo import behaviour_url, demo_document
 from tests.e2e.conftest import shot
 
 SHORT = "Write about 3000 tokens on the history of the printing press, with headings."
-LONG = "Write about 30000 tokens on lighthouses of the Atlantic coast."  # ~20 s: room to act mid-run
+LONG = "Write about 20000 tokens on lighthouses of the Atlantic coast."
 STATUS = re.compile(r"\d+ rounds? · ")
 LONG_WAIT = 60_000
 
@@ -128,7 +128,7 @@ def test_the_studio_looks_right_during_and_after_a_run_in_light_and_dark(browser
         try:
             open_studio(page, app_url)
             choose(page, "Model", "demo-32k")
-            generate(page, "Write about 9000 tokens on the history of cartography, with tables and code.")
+            generate(page, "Write about 7000 tokens on the history of cartography, with tables and code.")
             running(page)
             wait_for_tokens(page, 3000)
             shot(page, f"studio-running-{scheme}", full_page=False)
@@ -149,12 +149,16 @@ def test_the_studio_looks_right_during_and_after_a_run_in_light_and_dark(browser
 # ---------------------------------------------------------------- Stop and reload
 
 
-def test_stop_ends_the_run_and_keeps_the_text(page, app_url):
-    open_studio(page, app_url)
-    choose(page, "Model", "demo-32k")
+def slow_demo(demo_server: str, name: str) -> str:
+    """The demo at 150 tokens/s (a per-request behaviour): a run long enough to act on mid-way."""
+    return behaviour_url(demo_server, rate=150, k=name)
+
+
+def test_stop_ends_the_run_and_keeps_the_text(page, app_url, demo_server):
+    use_custom_server(page, app_url, slow_demo(demo_server, "e2e-stop"), None, model="demo-32k")
     generate(page, LONG)
     running(page)
-    wait_for_tokens(page, 500)
+    wait_for_tokens(page, 100)
     page.locator(".st-key-stop_run button").click()
     finished(page)
     assert "Cancelled" in status(page)
@@ -164,13 +168,12 @@ def test_stop_ends_the_run_and_keeps_the_text(page, app_url):
     shot(page, "studio-stopped-light", full_page=False)
 
 
-def test_a_reload_mid_run_reattaches_to_the_running_job(page, app_url):
-    prompt = "Write about 16000 tokens on the lighthouses of Brittany."
-    open_studio(page, app_url)
-    choose(page, "Model", "demo-32k")
+def test_a_reload_mid_run_reattaches_to_the_running_job(page, app_url, demo_server):
+    prompt = "Write about 1500 tokens on the lighthouses of Brittany."
+    use_custom_server(page, app_url, slow_demo(demo_server, "e2e-reload"), None)
     generate(page, prompt)
     running(page)
-    wait_for_tokens(page, 300)
+    wait_for_tokens(page, 100)
     assert re.search(r"[?&]run=[\w-]{20,}", page.url)
     page.reload()
     # The same run, shown again from its first word, goes on to the end: a reload neither
@@ -197,22 +200,27 @@ def test_another_browser_does_not_see_the_run(browser, page, app_url):
 # ---------------------------------------------------------------- errors
 
 
-def use_custom_server(page, app_url: str, base_url: str, key: str | None) -> None:
+def enabled_input(page, label: str):
+    """The enabled input labelled ``label`` (a disabled one may linger while the page redraws)."""
+    return page.locator(f'input[aria-label="{label}"]:not([disabled])')
+
+
+def use_custom_server(page, app_url: str, base_url: str, key: str | None, model: str = "demo") -> None:
     page.goto(f"{app_url}/settings")
     choose(page, "Provider", "Custom (OpenAI-compatible)")
-    box = page.get_by_role("textbox", name="Base URL")
+    box = enabled_input(page, "Base URL")
     box.fill(base_url)
     box.press("Enter")
     if key is not None:
-        page.get_by_label("API key", exact=True).fill(key)
-        page.get_by_label("API key", exact=True).press("Enter")
+        enabled_input(page, "API key").fill(key)
+        enabled_input(page, "API key").press("Enter")
         page.get_by_test_id("stMainBlockContainer").get_by_text("pasted in Settings").wait_for()
     page.get_by_role("link", name="Studio").click()
     page.get_by_label("Prompt", exact=True).wait_for()
-    model = page.get_by_role("combobox", name="Model")
-    model.fill("demo")
-    model.press("Enter")
-    expect(model).to_have_value("demo")
+    box = page.get_by_role("combobox", name="Model")
+    box.fill(model)
+    box.press("Enter")
+    expect(box).to_have_value(model)
 
 
 def test_a_bad_key_is_explained_without_a_traceback(page, app_url, demo_server):
