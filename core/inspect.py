@@ -26,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from core.snapshot import Gauge, Snapshot, live_cost, prompt_estimate
+from core.snapshot import Gauge, Snapshot, estimate_tokens, live_cost, prompt_estimate
 from core.types import Round, RunResult
 
 __all__ = [
@@ -353,7 +353,13 @@ def result_gauge(result: RunResult) -> Gauge:
     rounds = result.rounds
     prompt, estimated = original_prompt_tokens(result)
     estimated = estimated or any(r.tokens_estimated for r in rounds)
-    generated = sum(r.completion_tokens for r in rounds)
+    generated = 0
+    for r in rounds:
+        if r.completion_tokens or not (r.text or r.reasoning):
+            generated += r.completion_tokens
+        else:  # a round cut off while streaming (interrupted) has text but no counts yet
+            generated += estimate_tokens(r.text + r.reasoning)
+            estimated = True
     billed = sum(r.prompt_tokens for r in rounds)
     costs = [r.cost for r in rounds if r.cost is not None]
     cost: float | None = sum(costs) if costs else None

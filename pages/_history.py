@@ -59,6 +59,21 @@ def history() -> Store:
     return _open_store(str(default_db_path()))
 
 
+def history_or_stop() -> Store:
+    """:func:`history`, or a readable error and the end of the page when it cannot be opened."""
+    try:
+        return history()
+    except ContinuumError as exc:
+        st.error(f"**The run history cannot be opened.** {exc}", icon=":material/error:")
+    except Exception as exc:  # noqa: BLE001 - a broken file must not show a traceback
+        st.error(
+            f"**The run history cannot be opened** ({type(exc).__name__}: {exc}). Check `CONTINUUM_DB` "
+            f"({default_db_path()}).",
+            icon=":material/error:",
+        )
+    st.stop()
+
+
 def load(run_id: str | None) -> RunResult | None:
     """The stored run, or None when there is no such run (deleted, or a stale link)."""
     if not run_id:

@@ -26,6 +26,15 @@ INTERRUPTED_TEXT = (
     "**Interrupted.** The process writing this run stopped before the run ended (the app was "
     "closed or restarted). The text up to the last save is kept; **Resume** continues from there."
 )
+TABS_KEY = "run_view"  # session key of the open run's tabs
+
+# Where the Studio's stop messages point at its form, a stored run points at Resume.
+HISTORY_STOP_MESSAGES = {
+    "max_rounds": "Reached the round limit. **Resume** it with more rounds to let it go further.",
+    "target_reached": "Reached the target length. **Resume** it with a larger target to go on.",
+    "cost_limit": "Reached the cost limit. **Resume** it to spend more.",
+    "cancelled": "Stopped by you. The text so far is kept; **Resume** goes on from there.",
+}
 RUNNING_TEXT = (
     "This run is still being written (in the Studio or by another process). "
     "Reload the page to see the latest saved text."
@@ -75,6 +84,7 @@ def render_message(snap: Snapshot, status: str) -> None:
     if outcome is None:
         return
     kind, text = outcome
+    text = HISTORY_STOP_MESSAGES.get(snap.stop_reason or "", text)
     if kind in ("warning", "error"):
         getattr(st, kind)(text)
     else:
@@ -93,20 +103,27 @@ def render_run(result: RunResult, status: str) -> Snapshot:
     if snap.rounds:
         with st.container(horizontal=True, gap="small", key="run_downloads"):
             render_downloads(snap, formats=None if result.text else ("json", "csv"))
-    document, rounds, details = st.tabs(["Document", "Rounds", "Table & charts"])
-    with document:
-        if result.reasoning:
-            with st.expander("Reasoning", icon=":material/psychology:"):
-                markdown_blocks(result.reasoning)
-        if result.text:
-            markdown_blocks(result.text)
-        else:
-            st.caption("No text was generated.")
-    with rounds:
-        if not result.rounds:
-            st.caption("No rounds ran.")
-        for r in result.rounds:
-            render_round(r)
-    with details:
-        charts.render_details(snap)
+    # Only the open tab is drawn (a click on another one reruns the page): a long run's
+    # rounds and charts cost nothing until they are looked at.
+    document, rounds, details = st.tabs(
+        ["Document", "Rounds", "Table & charts"], key=TABS_KEY, on_change="rerun"
+    )
+    if document.open is not False:
+        with document:
+            if result.reasoning:
+                with st.expander("Reasoning", icon=":material/psychology:"):
+                    markdown_blocks(result.reasoning)
+            if result.text:
+                markdown_blocks(result.text)
+            else:
+                st.caption("No text was generated.")
+    if rounds.open is not False:
+        with rounds:
+            if not result.rounds:
+                st.caption("No rounds ran.")
+            for r in result.rounds:
+                render_round(r)
+    if details.open is not False:
+        with details:
+            charts.render_details(snap)
     return snap

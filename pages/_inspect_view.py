@@ -155,7 +155,7 @@ def billed_chart(rows: list[dict[str, Any]]) -> alt.Chart:
                 "series:N",
                 title=None,
                 scale=alt.Scale(domain=[BILLED, SINGLE], range=[B_COLOR, SINGLE_COLOR]),
-                legend=alt.Legend(orient="top", labelLimit=260),
+                legend=alt.Legend(orient="top", labelLimit=260, symbolType="stroke", symbolStrokeWidth=3),
             ),
             strokeDash=alt.StrokeDash(
                 "series:N", scale=alt.Scale(domain=[BILLED, SINGLE], range=[[1, 0], [6, 4]]), legend=None
@@ -229,6 +229,8 @@ def _cell(key: str, value: Any) -> str:
     if key == "input_vs_one_request":
         return f"{value:.1f}×"
     if isinstance(value, float):
+        if value < 1:
+            return f"{value:.3f}"
         return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
     if isinstance(value, int):
         return f"{value:,}"
@@ -237,12 +239,13 @@ def _cell(key: str, value: Any) -> str:
 
 def totals_frame(a: RunResult, b: RunResult) -> pd.DataFrame:
     rows = inspect.compare_totals(a, b)
+    cells = [(_cell(r["key"], r["a"]), _cell(r["key"], r["b"])) for r in rows]
     return pd.DataFrame(
         {
             "": [r["metric"] for r in rows],
-            "A": [_cell(r["key"], r["a"]) for r in rows],
-            "B": [_cell(r["key"], r["b"]) for r in rows],
-            "Same": ["✓" if r["same"] else "≠" for r in rows],
+            "A": [ca for ca, _ in cells],
+            "B": [cb for _, cb in cells],
+            "Same": ["✓" if ca == cb else "≠" for ca, cb in cells],  # as shown: 0.00 and 0.00 agree
         }
     )
 
@@ -260,6 +263,9 @@ def overlay_chart(rows: list[dict[str, Any]], field: str, title: str, y_title: s
                 title=None,
                 scale=alt.Scale(domain=["A", "B"], range=[A_COLOR, B_COLOR]),
                 legend=alt.Legend(orient="top"),
+            ),
+            strokeDash=alt.StrokeDash(  # B dashed: where the runs agree, both lines still show
+                "run:N", scale=alt.Scale(domain=["A", "B"], range=[[1, 0], [6, 3]]), legend=None
             ),
             tooltip=["run", "Round", alt.Tooltip(f"{field}:Q", format=",.1f")],
         )
@@ -307,7 +313,14 @@ def comparison(a: RunResult, b: RunResult) -> None:
     head_b.caption(b.spec.title or b.spec.prompt[:120])
     if a.spec.prompt != b.spec.prompt:
         st.caption(":material/info: The two runs have different prompts.")
-    st.dataframe(totals_frame(a, b), hide_index=True, width="stretch")
+    totals = totals_frame(a, b)
+    st.dataframe(
+        totals,
+        hide_index=True,
+        width="stretch",
+        height=35 * (len(totals) + 1) + 3,
+        column_config={"Same": st.column_config.TextColumn(width=60)},
+    )
     rows = inspect.compare_series(a, b)
     if rows:
         plots = [

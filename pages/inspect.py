@@ -7,12 +7,14 @@ import streamlit as st
 from core import inspect
 from core.store import RunSummary
 from core.store.rows import PROMPT_PREVIEW_CHARS
+from core.types import RunResult
 from pages import _history as history
 from pages import _inspect_view as view
 
 VS_PARAM = "vs"  # query parameter: the run compared with
 RECENT = 500
 SEAMS_PER_PAGE = 40
+TABS_KEY = "inspect_view"
 
 
 def label(summary: RunSummary) -> str:
@@ -22,19 +24,26 @@ def label(summary: RunSummary) -> str:
 
 
 def _on_run() -> None:
-    history.pick_run(st.session_state.get("inspect_run"))
+    run_id = st.session_state.get("inspect_run")
+    history.pick_run(run_id)
+    if run_id and st.session_state.get("inspect_vs") == run_id:  # a run is not compared with itself
+        st.session_state["inspect_vs"] = None
+        if VS_PARAM in st.query_params:
+            del st.query_params[VS_PARAM]
 
 
 def _on_other() -> None:
     other = st.session_state.get("inspect_vs")
     if other:
         st.query_params[VS_PARAM] = other
+        st.session_state[TABS_KEY] = "Compare"
     elif VS_PARAM in st.query_params:
         del st.query_params[VS_PARAM]
 
 
 def _compare_with(run_id: str) -> None:
     st.session_state["inspect_vs"] = run_id
+    st.session_state[TABS_KEY] = "Compare"
     st.query_params[VS_PARAM] = run_id
 
 
@@ -49,7 +58,7 @@ def empty_state() -> None:
         st.page_link(history.STUDIO, label="Start a run in the Studio", icon=":material/edit_note:")
 
 
-def seams_tab(result) -> None:  # type: ignore[no-untyped-def]
+def seams_tab(result: RunResult) -> None:
     found = inspect.seams(result)
     if not found:
         st.info("This run has a single round, so there is no seam to inspect.", icon=":material/info:")
@@ -79,7 +88,7 @@ def seams_tab(result) -> None:  # type: ignore[no-untyped-def]
         view.seam_card(seam)
 
 
-def compare_tab(result, run_id: str, runs: list[RunSummary], other_id: str | None) -> None:  # type: ignore[no-untyped-def]
+def compare_tab(result: RunResult, run_id: str, runs: list[RunSummary], other_id: str | None) -> None:
     other = history.load(other_id) if other_id else None
     if other is None:
         st.caption(
@@ -108,7 +117,7 @@ def compare_tab(result, run_id: str, runs: list[RunSummary], other_id: str | Non
 st.title("Inspect")
 st.caption("Where the rounds were joined, what each round cost and how fast it came, and two runs compared.")
 
-store = history.history()
+store = history.history_or_stop()
 store.mark_interrupted()
 runs = store.list_runs(limit=RECENT)
 if not runs:
@@ -152,11 +161,17 @@ if result is None:
     st.stop()
 
 seams_tab_, charts_tab_, compare_tab_ = st.tabs(
-    ["Seams", "Charts", "Compare"], default="Compare" if other_id else "Seams"
+    ["Seams", "Charts", "Compare"],
+    default="Compare" if other_id else "Seams",
+    key=TABS_KEY,
+    on_change="rerun",
 )
-with seams_tab_:
-    seams_tab(result)
-with charts_tab_:
-    view.round_charts(result)
-with compare_tab_:
-    compare_tab(result, run_id, runs, other_id)
+if seams_tab_.open is not False:  # only the open tab is drawn
+    with seams_tab_:
+        seams_tab(result)
+if charts_tab_.open is not False:
+    with charts_tab_:
+        view.round_charts(result)
+if compare_tab_.open is not False:
+    with compare_tab_:
+        compare_tab(result, run_id, runs, other_id)

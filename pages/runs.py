@@ -19,17 +19,32 @@ def _flash(kind: str, text: str) -> None:
     st.session_state["runs_flash"] = (kind, text)
 
 
+def _table_key() -> str:
+    """The table's widget key; a new one (after Close or Delete) clears its row selection."""
+    return f"runs_table_{st.session_state.get('runs_table_gen', 0)}"
+
+
 def _on_select() -> None:
-    state = st.session_state.get("runs_table")
+    state = st.session_state.get(_table_key())
     rows = list(getattr(getattr(state, "selection", None), "rows", []) or [])
     ids = st.session_state.get("runs_ids", [])
-    if rows and rows[0] < len(ids):
-        history.pick_run(ids[rows[0]])
+    history.pick_run(ids[rows[0]] if rows and rows[0] < len(ids) else None)
+
+
+def _new_table() -> None:
+    """Forget the table's row selection (its rows change: filters, a deleted run)."""
+    st.session_state["runs_table_gen"] = st.session_state.get("runs_table_gen", 0) + 1
+
+
+def _close_run() -> None:
+    history.pick_run(None)
+    _new_table()
 
 
 def _clear_filters() -> None:
     for key in ("runs_q", "runs_provider", "runs_model", "runs_status", "runs_date"):
         st.session_state.pop(key, None)
+    _new_table()
 
 
 def empty_state() -> None:
@@ -48,13 +63,18 @@ def filters(facets: dict[str, list[str]]) -> dict[str, object]:
     query = row[0].text_input(
         "Search",
         key="runs_q",
+        on_change=_new_table,
         placeholder="Words in the prompt or title, or a run id",
         icon=":material/search:",
     )
-    provider = row[1].selectbox("Provider", [ANY, *facets.get("provider", [])], key="runs_provider")
-    model = row[2].selectbox("Model", [ANY, *facets.get("model", [])], key="runs_model")
-    status = row[3].selectbox("Status", [ANY, *history.STATUS_COLORS], key="runs_status")
-    date = row[4].selectbox("Date", list(history.DATE_RANGES), key="runs_date")
+    provider = row[1].selectbox(
+        "Provider", [ANY, *facets.get("provider", [])], key="runs_provider", on_change=_new_table
+    )
+    model = row[2].selectbox("Model", [ANY, *facets.get("model", [])], key="runs_model", on_change=_new_table)
+    status = row[3].selectbox(
+        "Status", [ANY, *history.STATUS_COLORS], key="runs_status", on_change=_new_table
+    )
+    date = row[4].selectbox("Date", list(history.DATE_RANGES), key="runs_date", on_change=_new_table)
     back = history.DATE_RANGES[date]
     return {
         "query": query.strip() or None,
@@ -70,7 +90,7 @@ def run_table(runs: list[RunSummary]) -> None:
     st.dataframe(
         history.runs_frame(runs),
         hide_index=True,
-        key="runs_table",
+        key=_table_key(),
         on_select=_on_select,
         selection_mode="single-row",
         column_config=history.RUNS_COLUMNS,
@@ -146,7 +166,7 @@ def confirm_delete(run_id: str, title: str) -> None:
             _flash("error", "This run is still being written; stop it first.")
         else:
             history.history().delete(run_id)
-            history.pick_run(None)
+            _close_run()
             _flash("success", f"Deleted “{title}”.")
         st.rerun()
 
@@ -160,16 +180,7 @@ def open_run(run_id: str) -> None:
         return
     active = summary.status == "running" and store.is_active(run_id)
     with st.container(key="open_run"):
-        head = st.container(horizontal=True, vertical_alignment="center")
-        head.subheader(summary.display_title or "(no prompt)", anchor=False)
-        head.button(
-            "Close",
-            icon=":material/close:",
-            type="tertiary",
-            key="run_close",
-            on_click=history.pick_run,
-            args=(None,),
-        )
+        st.subheader(summary.display_title or "(no prompt)", anchor=False)
         spec = result.spec
         st.caption(
             f"{history.when(summary.created_at)} · {spec.provider} · `{spec.model}` · {spec.strategy} · "
@@ -205,6 +216,13 @@ def open_run(run_id: str) -> None:
             on_click=_ask_delete,
             args=(run_id,),
         )
+        actions.button(
+            "Close",
+            icon=":material/close:",
+            type="tertiary",
+            key="run_close",
+            on_click=_close_run,
+        )
         if st.session_state.get(DELETING) == run_id:
             confirm_delete(run_id, summary.display_title or run_id)
         render_run(result, "running" if active else summary.status)
@@ -217,7 +235,7 @@ st.caption(
     "Every run is saved as it streams. Open one to read it again, resume it, or start a new one from it."
 )
 
-store = history.history()
+store = history.history_or_stop()
 store.mark_interrupted()
 
 flash = st.session_state.pop("runs_flash", None)

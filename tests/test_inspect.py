@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 from hypothesis import given
@@ -106,7 +105,11 @@ def test_output_tokens_up_to_a_seam_are_counted_and_estimates_marked():
 
 def test_a_seam_inside_the_reasoning_shows_the_reasoning():
     found = seams(made(rnd(1, "", reasoning="First I think"), rnd(2, "", reasoning=" and then more")))
-    assert (found[0].in_reasoning, found[0].before, found[0].after) == (True, "First I think", " and then more")
+    assert (found[0].in_reasoning, found[0].before, found[0].after) == (
+        True,
+        "First I think",
+        " and then more",
+    )
 
 
 def test_the_seams_of_a_demo_run_are_cut_from_the_answer_itself(demo_server: str):
@@ -172,7 +175,7 @@ def test_a_text_that_stops_early_differs_where_it_ends():
 @given(st.text(max_size=60), st.text(max_size=60))
 def test_the_difference_is_at_the_end_of_the_common_prefix(a: str, b: str):
     diff = first_difference(a, b)
-    expected = len(os.path.commonprefix([a, b]))
+    expected = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
     assert diff.offset == (None if a == b else expected)
 
 
@@ -204,6 +207,11 @@ def test_a_stored_run_has_the_gauge_the_studio_showed_at_its_end(demo_server: st
     snap = job.snapshot()
     assert snap.result is not None
     assert result_gauge(snap.result) == snap.gauge
+
+
+def test_the_gauge_of_an_interrupted_round_estimates_the_text_it_kept():
+    gauge = result_gauge(made(rnd(1, "x" * 400, completion_tokens=0, error="interrupted")))
+    assert (gauge.generated_tokens, gauge.estimated) == (100, True)
 
 
 def test_a_stored_run_becomes_a_finished_snapshot_with_its_rounds_and_text(demo_server: str):

@@ -8,6 +8,7 @@ script run. Browser behaviour is in tests/e2e/test_history.py.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from streamlit.testing.v1 import AppTest
 from core import engine
 from core.demo import demo_document
 from core.store import Recorder, Store
-from core.types import RunSpec, RunStarted
+from core.types import Round, RunResult, RunSpec, RunStarted
+from pages._history import ResumeOptions, rebase_url, resume_spec, studio_state
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 30
@@ -110,7 +112,9 @@ def test_the_search_keeps_the_runs_whose_prompt_has_every_word(app: AppTest, tmp
     assert list(table(at)["Run"]) == [PROMPT]
 
 
-def test_a_filter_matching_nothing_says_so_and_offers_to_clear_it(app: AppTest, tmp_db: Path, demo_server: str):
+def test_a_filter_matching_nothing_says_so_and_offers_to_clear_it(
+    app: AppTest, tmp_db: Path, demo_server: str
+):
     record_run(tmp_db, demo_server)
     at = open_page(app, RUNS)
     at.selectbox(key="runs_status").set_value("error").run()
@@ -138,11 +142,25 @@ def test_a_run_named_in_the_url_opens_read_only_with_its_rounds_and_downloads(
 ):
     run_id = record_run(tmp_db, demo_server)
     at = open_page(app, RUNS, id=run_id)
+    at.session_state["run_view"] = "Rounds"  # the tab (only the open tab is drawn)
+    at.run()
     assert not at.exception
     rounds = Store(tmp_db).load(run_id).rounds
     headings = [m.value for m in at.markdown if str(m.value).startswith("**Round ")]
     assert len(headings) == len(rounds) >= 3 and "Finished" in texts(at)
-    assert {b.key for b in at.download_button} == {"download_md", "download_txt", "download_json", "download_csv"}
+    assert {b.key for b in at.download_button} == {
+        "download_md",
+        "download_txt",
+        "download_json",
+        "download_csv",
+    }
+
+
+def test_close_puts_the_run_away_and_out_of_the_url(app: AppTest, tmp_db: Path, demo_server: str):
+    run_id = record_run(tmp_db, demo_server)
+    at = open_page(app, RUNS, id=run_id)
+    button(at, "run_close").click().run()
+    assert "id" not in at.query_params and not at.download_button
 
 
 def test_an_interrupted_run_says_so_and_can_be_resumed(app: AppTest, tmp_db: Path, demo_server: str):
@@ -255,7 +273,69 @@ def test_runs_with_the_same_prompt_are_offered_for_comparison(app: AppTest, tmp_
     b = record_run(tmp_db, demo_server, model="demo-32k")
     record_run(tmp_db, demo_server, "Another prompt entirely, 500 tokens.")
     at = open_page(app, INSPECT, id=a)
+    at.session_state["inspect_view"] = "Compare"
+    at.run()
     assert [x.key for x in at.button if str(x.key).startswith("same_")] == [f"same_{b}"]
     button(at, f"same_{b}").click().run()
     assert at.query_params["vs"] == [b] or at.query_params["vs"] == b
     assert any("Same" in d.value.columns for d in at.dataframe)
+
+
+def test_choosing_the_compared_run_as_the_run_drops_the_comparison(
+    app: AppTest, tmp_db: Path, demo_server: str
+):
+    a = record_run(tmp_db, demo_server)
+    b = record_run(tmp_db, demo_server, model="demo-32k")
+    at = open_page(app, INSPECT, id=a, vs=b)
+    at.selectbox(key="inspect_run").set_value(b).run()
+    assert not at.exception and at.selectbox(key="inspect_vs").value is None and "vs" not in at.query_params
+
+
+def test_a_history_written_by_a_newer_continuum_is_a_readable_error(app: AppTest, tmp_db: Path):
+    Store(tmp_db).close()
+    with sqlite3.connect(tmp_db) as conn:
+        conn.execute("INSERT INTO migrations (name, applied_at) VALUES ('9999_from_the_future', 0)")
+    at = open_page(app, RUNS)
+    assert not at.exception and "cannot be opened" in at.error[0].value and "newer" in at.error[0].value
+
+
+# ---------------------------------------------------------------- resume and duplicate, as data
+
+
+def test_a_demo_run_resumes_on_this_demo_server_with_its_behaviours():
+    old = "http://127.0.0.1:40001/x/prefill=ignored,k=t/v1"
+    assert rebase_url(old, "http://127.0.0.1:50002/v1") == "http://127.0.0.1:50002/x/prefill=ignored,k=t/v1"
+
+
+def test_resume_adds_rounds_beyond_those_the_run_has():
+    result = RunResult(spec=RunSpec(messages=[], provider="demo", max_rounds=3), rounds=[Round(index=1)] * 3)
+    options = ResumeOptions(more_rounds=5, target_tokens=9000, max_tokens=800, strategy="instruction")
+    spec = resume_spec(result, options, "http://127.0.0.1:5/v1")
+    assert (spec.max_rounds, spec.target_tokens, spec.max_tokens, spec.strategy) == (
+        8,
+        9000,
+        800,
+        "instruction",
+    )
+    assert result.spec.max_rounds == 3 and spec.base_url == "http://127.0.0.1:5/v1"
+
+
+def test_a_duplicate_carries_the_system_prompt_and_settings_into_the_studio_keys():
+    spec = RunSpec(
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+        provider="openrouter",
+        strategy="instruction",
+        temperature=None,
+        target_tokens=None,
+    )
+    values = studio_state(spec)
+    assert (values["prompt"], values["system"], values["studio_provider"]) == (
+        "Hi",
+        "Be brief.",
+        "openrouter",
+    )
+    assert (values["strategy_openrouter"], values["temperature"], values["target_tokens"]) == (
+        "instruction",
+        0.7,
+        0,
+    )
