@@ -39,7 +39,7 @@ typecheck: $(VENV)/.dev-installed
 	$(VENV)/bin/mypy
 
 pytest: $(VENV)/.dev-installed chromium
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2 --dist loadfile
 
 ## Set up everything and run every check: lint, types, unit, integration and browser tests.
 test: lint typecheck pytest
@@ -47,6 +47,7 @@ test: lint typecheck pytest
 bench: $(VENV)/.dev-installed chromium
 	$(PY) bench/bench_stream.py
 	$(PY) bench/bench_ui.py
+	$(PY) bench/bench_batch.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -21,6 +21,7 @@ pages = [st.Page("pages/studio.py", title="Studio", icon=":material/edit_note:",
 for path, title, icon in (
     ("pages/runs.py", "Runs", ":material/history:"),
     ("pages/inspect.py", "Inspect", ":material/query_stats:"),
+    ("pages/batch.py", "Batch", ":material/stacks:"),
 ):
     if (ROOT / path).exists():
         pages.append(st.Page(path, title=title, icon=icon))

@@ -1,4 +1,4 @@
-"""The command line: ``python -m core run|probe|models|runs|demo``.
+"""The command line: ``python -m core run|probe|models|runs|batch|demo``.
 
 Exit codes: 0 when a run ended normally (finished or a limit), 1 on error,
 2 on bad usage. Progress goes to stderr; the answer to ``--output`` or stdout.
@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from core.cli.batch import add_batch_parser, cmd_batch
 from core.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError
 from core.cli.run import add_run_parser, cmd_models, cmd_probe, cmd_run
 from core.cli.runs import add_runs_parser, cmd_runs
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_run_parser(sub)
     add_runs_parser(sub)
+    add_batch_parser(sub)
     demo = sub.add_parser(
         "demo",
         help="serve the offline demo model: python -m core demo --port 8765 [--rate N] [--prefill ignored …]",
@@ -41,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"run": cmd_run, "probe": cmd_probe, "models": cmd_models, "runs": cmd_runs, "demo": cmd_demo}
+COMMANDS = {"run": cmd_run, "probe": cmd_probe, "models": cmd_models, "runs": cmd_runs, "batch": cmd_batch, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
