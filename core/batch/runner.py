@@ -10,7 +10,9 @@ Each item is an ordinary run of :func:`core.engine.run`, recorded by a
 item holds a slot of the batch's shared
 :class:`~core.batch.limiter.AdaptiveLimiter` while it is in flight (the hook is
 the worker client's transport, :mod:`core.batch.transport`), so a 429 seen by
-any item lowers the concurrency of the whole batch.
+any item lowers the concurrency of the whole batch. The recorders' database
+writes go through one writer thread (:mod:`core.batch.writer`), so no item
+waits on the database between rounds.
 
 Starting a runner on an existing batch resumes it: finished items are left
 alone, interrupted, stopped (and, with ``retry_failed``, failed) items resume
@@ -27,7 +29,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -38,6 +40,7 @@ from core.batch.pacing import DEFAULT_INTERVAL, paced_transport
 from core.batch.progress import BatchProgress, ItemProgress, build_progress, item_status
 from core.batch.specs import effective_concurrency, item_spec, settings_dict, settings_from_dict
 from core.batch.transport import LimitedTransport
+from core.batch.writer import WriteBehindStore
 from core.client import Client, Timeouts
 from core.rounds import RetryPolicy
 from core.store import Batches, BatchItemRow, Recorder, Store, StoreError
@@ -58,6 +61,9 @@ log = logging.getLogger(__name__)
 # second would queue on the database lock; a crash loses at most this much of each
 # item's text, which the resume regenerates.
 FLUSH_INTERVAL = 5.0
+# Seconds between the starts of two workers: 200 workers start over 2 s instead of
+# opening 200 connections in one instant, and their rounds do not end in lockstep.
+STAGGER = 0.01
 
 
 class _Item:
@@ -136,6 +142,7 @@ class BatchRunner:
         timeouts: Timeouts | None = None,
         increase_after: int = 8,
         read_interval: float = DEFAULT_INTERVAL,
+        stagger: float = STAGGER,
         models: Mapping[str, Any] | None = None,
         on_item: Callable[[ItemProgress], None] | None = None,
     ) -> None:
@@ -150,7 +157,9 @@ class BatchRunner:
             self.batches.update(batch_id, settings=settings_dict(self.settings), concurrency=self.concurrency)
         self.limiter = AdaptiveLimiter(self.concurrency, increase_after=increase_after)
         self.read_interval = read_interval
+        self.stagger = stagger
         self._ssl: ssl.SSLContext | None = None
+        self._writer: WriteBehindStore | None = None
         self._api_key = api_key
         self._retry = retry
         self._timeouts = timeouts
@@ -158,6 +167,7 @@ class BatchRunner:
         self._on_item = on_item
         self._lock = threading.Lock()
         self._done = threading.Event()
+        self._halt = threading.Event()  # set by stop()
         self._stopping = False
         self._started_at: float | None = None
         self._ended_at: float | None = None
@@ -193,8 +203,11 @@ class BatchRunner:
             return
         with self._lock:
             self._workers = workers
+        self._writer = WriteBehindStore(self.store)
         for n in range(workers):
-            threading.Thread(target=self._worker, name=f"continuum-batch-{n}", daemon=True).start()
+            threading.Thread(
+                target=self._worker, args=(n * self.stagger,), name=f"continuum-batch-{n}", daemon=True
+            ).start()
 
     def run(self) -> BatchProgress:
         """Start and block until every item has ended (or the batch was stopped)."""
@@ -207,6 +220,7 @@ class BatchRunner:
         with self._lock:
             self._stopping = True
             cancels = list(self._cancels.values())
+        self._halt.set()
         for cancel in cancels:
             cancel.cancel()
         self.limiter.wake_all()
@@ -264,10 +278,11 @@ class BatchRunner:
                 self._ssl = httpx.create_ssl_context()
             return self._ssl
 
-    def _worker(self) -> None:
+    def _worker(self, delay: float) -> None:
         client: Client | None = None
         transport = LimitedTransport(self.limiter, paced_transport(self._ssl_context(), self.read_interval))
         try:
+            self._halt.wait(delay)  # slow start: see ``stagger``
             while (taken := self._next()) is not None:
                 item, cancel = taken
                 if client is None:
@@ -287,7 +302,10 @@ class BatchRunner:
                         self._ended_now += 1
                         item.duration_s = time.monotonic() - item.started
                     if self._on_item is not None:
-                        self._on_item(item.snapshot())
+                        try:
+                            self._on_item(item.snapshot())
+                        except Exception:
+                            log.exception("batch %s: the on_item callback failed", self.batch_id)
         finally:
             if client is not None:
                 client.close()
@@ -302,6 +320,8 @@ class BatchRunner:
             self._finish()
 
     def _finish(self) -> None:
+        if self._writer is not None:
+            self._writer.close()  # everything is in the store before the batch counts as ended
         with self._lock:
             self._ended_at = time.monotonic()
         self._done.set()
@@ -309,15 +329,17 @@ class BatchRunner:
     def _open(self, item: _Item, spec: RunSpec) -> tuple[Recorder, RunResult | None]:
         """The item's recorder, and its stored run to resume (None: a new run, linked first)."""
         store = self.store
+        assert self._writer is not None
+        writes = cast(Store, self._writer)  # the Store methods a Recorder calls, written behind
         if item.run_id is not None and store.exists(item.run_id):
             result = store.load(item.run_id)
-            return Recorder(store, resume=result, flush_interval=FLUSH_INTERVAL), result
+            return Recorder(writes, resume=result, flush_interval=FLUSH_INTERVAL), result
         run_id = str(uuid.uuid4())
         self.batches.link(self.batch_id, item.position, run_id)
         store.create_run(spec, run_id=run_id, batch_id=self.batch_id)
         with self._lock:
             item.run_id, item.rounds, item.tokens, item.cost = run_id, 0, 0, None
-        return Recorder(store, run_id=run_id, flush_interval=FLUSH_INTERVAL), None
+        return Recorder(writes, run_id=run_id, flush_interval=FLUSH_INTERVAL), None
 
     def _run_item(self, item: _Item, cancel: CancelToken, client: Client) -> None:
         spec = item_spec(self.settings, BatchItem.from_dict(item.row.item), self._models)

@@ -69,7 +69,9 @@ class LimitedTransport(httpx.BaseTransport):
             limiter.release(slot, ok=ok)
 
         stream = response.stream
-        assert isinstance(stream, httpx.SyncByteStream)
+        if response.is_closed or not isinstance(stream, httpx.SyncByteStream):
+            release()  # a body read in full already (a mock, a fake): nothing is in flight
+            return response
         response.stream = _SlotStream(stream, release)
         return response
 

@@ -43,7 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"run": cmd_run, "probe": cmd_probe, "models": cmd_models, "runs": cmd_runs, "batch": cmd_batch, "demo": cmd_demo}
+COMMANDS = {
+    "run": cmd_run,
+    "probe": cmd_probe,
+    "models": cmd_models,
+    "runs": cmd_runs,
+    "batch": cmd_batch,
+    "demo": cmd_demo,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

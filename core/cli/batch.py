@@ -121,10 +121,10 @@ def progress_line(p: BatchProgress, width: int = 20) -> str:
 class BatchDisplay:
     """Progress on stderr: one redrawn line on a terminal, a line every 10 s otherwise."""
 
-    def __init__(self, stream: TextIO = sys.stderr, enabled: bool = True) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None, enabled: bool = True) -> None:
+        self.stream: TextIO = stream or sys.stderr
         self.enabled = enabled
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
         self.every = 0.2 if self.tty else 10.0
         self._lock = threading.Lock()
         self._last = 0.0
@@ -153,7 +153,8 @@ class BatchDisplay:
             self.line(f"item {item.id!r} failed: {item.error}")
 
 
-def report_row_errors(name: str, errors: list[RowError], stream: TextIO = sys.stderr) -> None:
+def report_row_errors(name: str, errors: list[RowError], stream: TextIO | None = None) -> None:
+    stream = stream or sys.stderr
     for error in errors[:MAX_ROW_ERRORS_SHOWN]:
         stream.write(f"{name}: {error} (row skipped)\n")
     if len(errors) > MAX_ROW_ERRORS_SHOWN:
