@@ -11,6 +11,7 @@ from test_batch_support import make_items, new_batch, prompt, runner
 
 from core.batch import BatchItem, ItemProgress, batch_results
 from core.demo import demo_document
+from core.errors import ConfigError
 from core.store import Store, StoreError
 
 
@@ -180,3 +181,11 @@ def test_a_batch_running_in_this_process_cannot_be_started_twice(
         finally:
             first.stop()
             first.wait(10)
+
+
+def test_a_base_url_that_cannot_work_is_refused_at_start(tmp_db: Path) -> None:
+    with Store() as store:
+        batch = runner(store, new_batch(store, "ftp://example.invalid", make_items(2)))
+        with pytest.raises(ConfigError, match="http"):
+            batch.start()
+    assert batch.progress().state == "ready"

@@ -6,9 +6,13 @@
   concurrency limit (a 429 anywhere halves it; successes grow it back).
 - :mod:`core.batch.transport` — :class:`LimitedTransport`, the hook: every
   HTTP request of the batch holds a limiter slot; a 429 lowers the limit.
+- :mod:`core.batch.pacing` — batch connections read a trickling stream in
+  gulps (every 0.1 s), not token by token: the CPU cost of 200 streams.
+- :mod:`core.batch.writer` — the recorders' database writes on one thread, so
+  no item waits on the database between rounds.
 - :mod:`core.batch.runner` — :class:`BatchRunner`: worker threads, one run per
   item linked to the batch in the store, stop and resume without redoing
-  finished items; :class:`BatchProgress` snapshots.
+  finished items; :class:`BatchProgress` snapshots (:mod:`core.batch.progress`).
 - :mod:`core.batch.export` — JSONL of transcripts, CSV summary, ZIP of Markdown.
 - :mod:`core.batch.manager` — :func:`create_batch`, :class:`BatchManager`.
 

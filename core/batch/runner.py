@@ -125,8 +125,9 @@ class BatchRunner:
     with a fresh demo server, a new key variable); they are saved with the
     batch. ``concurrency``: the ceiling (default: the batch's), capped at the
     provider's limit. ``read_interval``: how long a trickling stream waits
-    between reads (:mod:`core.batch.pacing`; 0 reads every token at once). ``on_item``: called from worker threads when an item
-    ends, with its :class:`ItemProgress`.
+    between reads (:mod:`core.batch.pacing`; 0 reads every token at once).
+    ``stagger``: seconds between worker starts (slow start). ``on_item``:
+    called from worker threads when an item ends, with its :class:`ItemProgress`.
     """
 
     def __init__(
@@ -192,11 +193,11 @@ class BatchRunner:
 
     def start(self) -> None:
         """Start the workers (returns at once). Raises ConfigError for an unusable base URL."""
+        Client(self.settings.base_url, self._api_key).close()  # a bad URL or key fails here, once
         with self._lock:
             if self._started_at is not None:
                 return
             self._started_at = time.monotonic()
-        Client(self.settings.base_url, self._api_key).close()  # a bad URL or key fails here, once
         workers = min(self.concurrency, len(self._queue))
         if workers == 0:
             self._finish()
@@ -335,8 +336,8 @@ class BatchRunner:
             result = store.load(item.run_id)
             return Recorder(writes, resume=result, flush_interval=FLUSH_INTERVAL), result
         run_id = str(uuid.uuid4())
-        self.batches.link(self.batch_id, item.position, run_id)
-        store.create_run(spec, run_id=run_id, batch_id=self.batch_id)
+        self._writer.submit(self.batches.link, self.batch_id, item.position, run_id)  # linked first
+        self._writer.create_run(spec, run_id=run_id, batch_id=self.batch_id)
         with self._lock:
             item.run_id, item.rounds, item.tokens, item.cost = run_id, 0, 0, None
         return Recorder(writes, run_id=run_id, flush_interval=FLUSH_INTERVAL), None

@@ -7,7 +7,10 @@ transaction holds it for milliseconds — so rounds waited seconds to start. A
 :class:`WriteBehindStore` takes the Recorder's writes onto a queue served by one
 thread, so an item never waits for the database; the reads a Recorder makes
 (and the writes that return something) still run in order behind the queued
-writes. :meth:`WriteBehindStore.drain` waits until everything is written.
+writes. A run created through the writer is new: its creation, its
+``begin_run`` and its (empty) stored rounds need no wait either, so an item
+starts without touching the database. :meth:`WriteBehindStore.drain` waits
+until everything is written.
 
 A write that fails is logged and counted (``errors``), as the Recorder does
 with its own; a process killed with writes still queued loses them, like a
@@ -46,6 +49,8 @@ class WriteBehindStore:
         self.errors = 0
         self.last_error: Exception | None = None
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._fresh: set[str] = set()  # runs created through this writer
         self._thread = threading.Thread(target=self._serve, name="continuum-batch-writer", daemon=True)
         self._thread.start()
 
@@ -53,16 +58,38 @@ class WriteBehindStore:
     def path(self) -> Any:
         return self.store.path
 
-    # ------------------------------------------------------------ in order, waited for
+    # ------------------------------------------------------------ runs
 
     def create_run(self, spec: RunSpec, *, run_id: str | None = None, batch_id: str | None = None) -> str:
-        return str(self._call(self.store.create_run, spec, run_id=run_id, batch_id=batch_id))
+        """With a ``run_id``, queued (the id is known): the run is new, so it has no rounds yet."""
+        if run_id is None:
+            return str(self._call(self.store.create_run, spec, batch_id=batch_id))
+        with self._lock:
+            self._fresh.add(run_id)
+        self._submit(self.store.create_run, spec, run_id=run_id, batch_id=batch_id)
+        return run_id
 
     def begin_run(self, run_id: str, spec: RunSpec) -> None:
-        self._call(self.store.begin_run, run_id, spec)
+        """Queued for a run created here (nobody else can hold it); else waited for (it may refuse)."""
+        if self._is_fresh(run_id):
+            self._submit(self.store.begin_run, run_id, spec)
+        else:
+            self._call(self.store.begin_run, run_id, spec)
 
     def stored_rounds(self, run_id: str) -> list[Round]:
+        if self._is_fresh(run_id):
+            return []
         return list(self._call(self.store.stored_rounds, run_id))
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Queue any other write (e.g. linking a batch item to its run) in order with the rest."""
+        self._submit(fn, *args, **kwargs)
+
+    def _is_fresh(self, run_id: str) -> bool:
+        with self._lock:
+            return run_id in self._fresh
+
+    # ------------------------------------------------------------ waited for
 
     def drain(self) -> None:
         """Wait until every write queued so far is done."""
