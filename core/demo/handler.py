@@ -40,6 +40,9 @@ class _Stopped(Exception):
 class DemoHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver listens with a backlog of 5: a batch of 200 clients connecting at once
+    # would see resets and multi-second SYN retries.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], defaults: Behaviours, verbose: bool) -> None:
         if ":" in address[0]:
