@@ -141,6 +141,13 @@ def test_item_overrides_change_only_their_item(tmp_db: Path, demo_server: str) -
     ]
 
 
+def test_a_batch_is_recorded_without_a_single_failed_write(tmp_db: Path, demo_server: str) -> None:
+    with Store() as store:
+        batch = runner(store, new_batch(store, demo_server, make_items(20)))
+        batch.run()
+    assert batch.store_errors == 0
+
+
 def test_every_item_is_a_run_of_the_batch_titled_by_its_id(tmp_db: Path, demo_server: str) -> None:
     with Store() as store:
         batch_id = new_batch(store, demo_server, make_items(6))

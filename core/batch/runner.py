@@ -234,6 +234,11 @@ class BatchRunner:
     def done(self) -> bool:
         return self._done.is_set()
 
+    @property
+    def store_errors(self) -> int:
+        """Writes to the run history that failed (logged; the answers in memory are unaffected)."""
+        return self._writer.errors if self._writer is not None else 0
+
     # ------------------------------------------------------------ progress
 
     def progress(self) -> BatchProgress:

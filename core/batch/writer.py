@@ -70,10 +70,9 @@ class WriteBehindStore:
         return run_id
 
     def begin_run(self, run_id: str, spec: RunSpec) -> None:
-        """Queued for a run created here (nobody else can hold it); else waited for (it may refuse)."""
-        if self._is_fresh(run_id):
-            self._submit(self.store.begin_run, run_id, spec)
-        else:
+        """Nothing to do for a run created here (``create_run`` opened it, owned by this
+        process, with this spec); else waited for (it may refuse: the run is held elsewhere)."""
+        if not self._is_fresh(run_id):
             self._call(self.store.begin_run, run_id, spec)
 
     def stored_rounds(self, run_id: str) -> list[Round]:
