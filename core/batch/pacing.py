@@ -10,6 +10,10 @@ are already waiting — and then takes everything that is there in one read
 new request's response head is read at once, and a stopped item's socket is
 shut down by the client as usual (the wait ends within ``interval``).
 
+The chunks of a chunked body that one read brings are merged into one
+(:mod:`core.batch.coalesce`), so the HTTP parser handles one chunk per read,
+not one per token.
+
 :func:`paced_transport` builds an ``httpx.HTTPTransport`` whose connections
 read this way (an httpcore network backend wrapping the standard one).
 """
@@ -25,7 +29,9 @@ from typing import Any
 import httpcore
 import httpx
 
-DEFAULT_INTERVAL = 0.1  # seconds between reads of a trickling stream
+from core.batch.coalesce import ChunkCoalescer
+
+DEFAULT_INTERVAL = 0.25  # seconds between reads of a trickling stream
 TRICKLE_BYTES = 4096  # a read smaller than this is a trickle
 
 
@@ -40,6 +46,7 @@ class PacedStream(httpcore.NetworkStream):
         sock = inner.get_extra_info("socket")
         self._sock = sock if hasattr(sock, "fileno") else None
         self._tls = isinstance(sock, ssl.SSLSocket)
+        self._chunks = ChunkCoalescer()
 
     def _ready(self) -> bool:
         sock = self._sock
@@ -53,6 +60,15 @@ class PacedStream(httpcore.NetworkStream):
             return True  # closed or shut down: let the read report it
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        while True:
+            data = self._read(max_bytes, timeout)
+            if not data:
+                return self._chunks.flush()
+            data = self._chunks.feed(data)
+            if data:  # else only part of a line came: read on (an empty read would mean EOF)
+                return data
+
+    def _read(self, max_bytes: int, timeout: float | None) -> bytes:
         if self._trickling and not self._ready():
             time.sleep(self._interval)
         data = self._inner.read(max_bytes, timeout)
@@ -70,6 +86,7 @@ class PacedStream(httpcore.NetworkStream):
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._trickling = False  # a new request: read its response head at once
+        self._chunks.request_sent()
         self._inner.write(buffer, timeout)
 
     def close(self) -> None:

@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL = 5.0
 # Seconds between the starts of two workers: 200 workers start over 2 s instead of
 # opening 200 connections in one instant, and their rounds do not end in lockstep.
-STAGGER = 0.01
+STAGGER = 0.002
 
 
 class _Item:

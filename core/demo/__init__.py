@@ -154,7 +154,9 @@ are ignored (a bad value of a known key is a 400). Defaults first:
 - ``seed``: ``0`` | integer (for ``drop=random``).
 - ``rate``: tokens per second per stream, ``0`` = unthrottled (server default from
   ``rate=`` / ``--rate``); tokens leave on a monotonic schedule, those already
-  due go in one write. Non-streamed responses wait ``tokens / rate`` in total.
+  due go in one write. One pacer thread writes every throttled stream
+  (``core.demo.pacer``), so hundreds of streams at once cost little CPU.
+  Non-streamed responses wait ``tokens / rate`` in total.
 - ``retry_after``: ``0.1`` | seconds announced by ``fail429``.
 - ``cap``: ``4096`` | the output cap per request.
 - ``k``: any value; ignored, but part of the prefix (see counters).

@@ -9,7 +9,9 @@ Length: the first "<number> tokens" / "<number> words" in the prompt ("Write
 20000 tokens about X", "about 2k tokens", "a 300-word note", "1,500 words") sets
 the length in demo tokens, exactly (words count as tokens); otherwise 1500.
 Lengths are capped at 1,000,000 tokens. "Count from A to B" / "count to B"
-(also "the numbers from A to B") answers "A, A+1, …, B." instead.
+(also "the numbers from A to B") answers "A, A+1, …, B." instead. A prompt
+starting with "Echo:" answers the rest of it verbatim (leading whitespace
+removed), so tests can make the model write any given text.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import threading
+from collections import OrderedDict
 from functools import lru_cache
 
 from core.demo.models import MODELS
@@ -25,6 +29,7 @@ from core.demo.tokens import Document, count_tokens
 DEFAULT_LENGTH = 1500
 MAX_LENGTH = 1_000_000
 MAX_COUNT = 1_000_000
+ECHO_PREFIX = "Echo:"
 
 LENGTH_RE = re.compile(
     r"(\d[\d,_]*(?:\.\d+)?)\s*(k|thousand)?\s*-?\s*(?:demo\s+)?(?:tokens?|words?)\b", re.IGNORECASE
@@ -177,10 +182,36 @@ def _parse_int(text: str) -> int:
     return int(text.replace(",", ""))
 
 
-@lru_cache(maxsize=64)
+# Documents kept for reuse, least recently used first; bounded by their total tokens
+# (a batch of hundreds of distinct prompts asks again for each one every round).
+_DOCUMENTS: OrderedDict[str, Document] = OrderedDict()
+_DOCUMENTS_LOCK = threading.Lock()
+CACHE_TOKENS = 2_000_000
+_cached_tokens = 0
+
+
 def document_for(prompt: str) -> Document:
-    """The tokenized document answering ``prompt`` (cached)."""
+    """The tokenized document answering ``prompt`` (cached, up to ``CACHE_TOKENS`` tokens in all)."""
+    global _cached_tokens
+    with _DOCUMENTS_LOCK:
+        doc = _DOCUMENTS.get(prompt)
+        if doc is not None:
+            _DOCUMENTS.move_to_end(prompt)
+            return doc
+    doc = _build_document(prompt)
+    with _DOCUMENTS_LOCK:
+        if prompt not in _DOCUMENTS:
+            _DOCUMENTS[prompt] = doc
+            _cached_tokens += len(doc)
+            while _cached_tokens > CACHE_TOKENS and len(_DOCUMENTS) > 1:
+                _cached_tokens -= len(_DOCUMENTS.popitem(last=False)[1])
+    return doc
+
+
+def _build_document(prompt: str) -> Document:
     key = prompt.strip()
+    if key[: len(ECHO_PREFIX)].lower() == ECHO_PREFIX.lower():  # for tests of how output is shown
+        return Document(key[len(ECHO_PREFIX) :].lstrip() or "(nothing to echo)")
     count = COUNT_RE.search(key)
     if count:
         first = _parse_int(count.group(1)) if count.group(1) else 1

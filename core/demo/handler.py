@@ -22,6 +22,7 @@ from core.demo.behaviours import BehaviourError, Behaviours, parse_segment, spli
 from core.demo.chunks import completion_body
 from core.demo.errors import DemoError
 from core.demo.models import CREATED, MODELS
+from core.demo.pacer import Pacer, PacerStopped
 from core.demo.replies import Plan, plan_chat, plan_completion, render
 from core.demo.streaming import build_events, drop_point, keep_alive, send_events
 
@@ -55,6 +56,7 @@ class DemoHTTPServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.connections: set[socket.socket] = set()
         self.active = 0
+        self.pacer = Pacer()
         super().__init__(address, DemoHandler)
 
     def next_fault_count(self, key: str) -> int:
@@ -307,7 +309,13 @@ class DemoHandler(BaseHTTPRequestHandler):
         if b.stall > 0:
             keep_alive(b.stall, write, self._wait)
         self._wait(b.silent)
-        send_events(stream, b.rate, write, self._wait)
+        if b.rate > 0:  # throttled: the server's pacer thread writes it (see core.demo.pacer)
+            try:
+                self.server.pacer.send(self.connection, stream, b.rate)
+            except PacerStopped:
+                raise _Stopped from None
+        else:
+            send_events(stream, b.rate, write, self._wait)
         if stream.dropped:
             self.close_connection = True  # no terminating chunk: the client sees a broken stream
             self.connection.shutdown(socket.SHUT_RDWR)

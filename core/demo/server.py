@@ -46,6 +46,7 @@ class DemoServer:
         if self.httpd.stopping.is_set():
             return
         self.httpd.stopping.set()
+        self.httpd.pacer.stop()
         self.httpd.shutdown()
         with self.httpd.lock:
             connections = list(self.httpd.connections)
