@@ -26,6 +26,7 @@ class Provider:
     model_meta: bool = False  # the /models list carries context length and prices
     is_demo: bool = False
     prices: Prices | None = None
+    max_concurrency: int | None = None  # requests in flight the provider allows per model (None: unknown)
     notes: str = ""
 
     @property
@@ -50,6 +51,7 @@ _PROVIDERS: tuple[Provider, ...] = (
         output_cap=16384,
         default_model="meta-llama/Llama-3.3-70B-Instruct",
         model_meta=True,
+        max_concurrency=200,  # DeepInfra's documented limit per model
         notes="Honours an assistant prefill; /models?filter=with_meta gives context length and prices.",
     ),
     Provider(

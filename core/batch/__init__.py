@@ -33,7 +33,6 @@ from core.batch.progress import ITEM_STATUSES, BatchProgress, ItemProgress, stor
 from core.batch.runner import BatchRunner
 from core.batch.specs import (
     DEFAULT_CONCURRENCY,
-    PROVIDER_CONCURRENCY,
     concurrency_cap,
     effective_concurrency,
     item_spec,
@@ -44,7 +43,6 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "EXPORT_FORMATS",
     "ITEM_STATUSES",
-    "PROVIDER_CONCURRENCY",
     "SUMMARY_COLUMNS",
     "AdaptiveLimiter",
     "BatchItem",

@@ -7,18 +7,21 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.batch.inputs import BatchItem
+from core.errors import ConfigError
+from core.providers import get_provider
 from core.types import RunSpec
 
 DEFAULT_CONCURRENCY = 8
-# Concurrent requests a provider allows per model (a Provider preset field would be
-# the right home; until then, this table). Unknown providers get HARD_MAX.
-PROVIDER_CONCURRENCY: dict[str, int] = {"deepinfra": 200}
 HARD_MAX_CONCURRENCY = 256  # worker threads in one process
 
 
 def concurrency_cap(provider: str) -> int:
-    """The most requests in flight a batch may keep for ``provider``."""
-    return min(PROVIDER_CONCURRENCY.get(provider, HARD_MAX_CONCURRENCY), HARD_MAX_CONCURRENCY)
+    """The most requests in flight a batch may keep for ``provider`` (its ``max_concurrency``)."""
+    try:
+        limit = get_provider(provider).max_concurrency
+    except ConfigError:  # a provider id this version does not know
+        limit = None
+    return min(limit or HARD_MAX_CONCURRENCY, HARD_MAX_CONCURRENCY)
 
 
 def effective_concurrency(requested: int | None, provider: str) -> int:
