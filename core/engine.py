@@ -357,11 +357,14 @@ class _Runner:
                 yield Notice(flag["message"], rnd.index)
                 return "repetition"
         added = len(rnd.text) + len(self.reasoning_parts[-1]) - plan.held
-        self.no_progress = self.no_progress + 1 if added <= 0 else 0
+        if kind != "broken":  # a broken stream says nothing about the model: max_recoveries bounds those
+            self.no_progress = self.no_progress + 1 if added <= 0 else 0
         if self.no_progress >= 2:
             return "no_progress"
         if kind == "broken":
-            self.recoveries += 1
+            # broken rounds that add text converge (a slow model under the round ceiling, a
+            # proxy that drops long streams); only those in a row that add nothing end the run
+            self.recoveries = self.recoveries + 1 if added <= 0 else 0
             self.recovery_next = True
             if self.recoveries > self.policy.max_recoveries:
                 self.error = outcome.error.to_info() if outcome.error else None

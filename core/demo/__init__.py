@@ -65,6 +65,8 @@ What it writes
   many demo tokens (words count as tokens), at most 1,000,000; otherwise 1500.
 - "Count from A to B", "count to B" or "the numbers from A to B" answers
   ``"A, A+1, …, B."`` (for the continuation probe; at most 1,000,000 numbers).
+- A prompt starting with "Echo:" (any case) answers the rest of it verbatim,
+  leading whitespace removed (so tests can make the model write given text).
 - demo-reasoner first emits ``demo_reasoning(prompt)`` (60 to 100 tokens), then the document.
 - Sampling parameters (temperature, top_p, seed, stop, n…) are accepted and ignored.
 
@@ -157,8 +159,31 @@ are ignored (a bad value of a known key is a 400). Defaults first:
   due go in one write. One pacer thread writes every throttled stream
   (``core.demo.pacer``), so hundreds of streams at once cost little CPU.
   Non-streamed responses wait ``tokens / rate`` in total.
-- ``retry_after``: ``0.1`` | seconds announced by ``fail429``.
+- ``retry_after``: ``0.1`` | seconds announced by ``fail429`` (and chaos ``429``).
 - ``cap``: ``4096`` | the output cap per request.
+- ``chaos``: ``0`` | P (a fault campaign, ``core.demo.chaos``: each chat or
+  completion request gets one random fault with probability P, drawn from
+  ``chaos_seed``, the prefix and the request's number under it, so a sequence of
+  requests on one prefix meets the same faults every time). The kinds:
+  ``cut`` (the connection closes at a random byte of the stream, with no
+  terminating chunk: inside a chunk-size line, inside a multi-byte UTF-8
+  character, between two events or inside one; every cut but the first kind
+  leaves a chunk frame short of its announced size) · ``429`` (with
+  ``Retry-After`` and ``retry-after-ms`` from ``retry_after``) · ``429_bare`` (no
+  retry header) · ``500`` · ``502`` (nginx HTML) · ``503`` · ``stall`` (at a
+  random byte, nothing at all for ``chaos_stall`` seconds, then the rest) ·
+  ``keepalive`` (at a random event boundary, ``: keep-alive`` comments for
+  ``chaos_stall`` seconds, every min(0.1, chaos_stall/5) s, then the rest: not a
+  fault for a client that counts comments as activity) · ``drip`` (from a random
+  byte, the next 1,024 bytes in pieces of 1 to 8 bytes, one chunk frame each,
+  ``chaos_drip`` seconds apart). Non-streamed requests only get the status kinds.
+- ``chaos_seed``: ``0`` | integer.
+- ``chaos_kinds``: ``all`` | kinds joined by ``+``, e.g. ``cut+429+stall``.
+- ``chaos_stall``: ``0.5`` | seconds of a ``stall`` or a ``keepalive`` span (set it
+  above the client's idle timeout).
+- ``chaos_drip``: ``0.002`` | seconds between the pieces of a ``drip``.
+- ``chaos_max``: ``3`` | faulty requests in a row on one prefix; the next one is
+  clean, so a client with enough retries always finishes.
 - ``k``: any value; ignored, but part of the prefix (see counters).
 
 Fault counters ("the first N requests") count chat and completion requests per
@@ -166,6 +191,19 @@ distinct prefix string (server-wide when there is no prefix), so each test
 should use its own prefix, e.g. ``k=<test name>``; 429s come first, then 5xx.
 ``drop``, ``malformed`` and keep-alive comments apply to streams;
 ``stall``/``silent`` delay non-streamed responses instead.
+
+Faults injected are counted per server: ``GET /stats`` (no auth; summed over
+every prefix) or ``GET /x/<prefix>/stats`` (one prefix), in Python
+``DemoServer.fault_counts(prefix=None)``, give ``{"requests": chat and completion
+requests, "faults": {kind: n}, "cuts": {place: n}, "abandoned": {kind: n},
+"abandoned_silence_s": {kind: s}}``.
+``faults`` counts the chaos kinds and the fixed faults (``429``, ``500``, ``502``,
+``503`` from ``fail429``/``fail5xx``, ``drop``); ``cuts`` where chaos cuts fell
+(``frame``, ``utf8``, ``boundary``, ``event``); ``abandoned`` the ``keepalive``
+spans and ``drip`` windows during which the client hung up: a client that takes
+comments or slow bytes for silence, or a server too starved to write in time
+(``abandoned_silence_s``: the shortest, by kind, of those windows' longest gaps
+between two writes; at or above the client's idle timeout, the server was silent).
 
 Errors are OpenAI-style ``{"error": {"message", "type", "param", "code"}}``
 with the HTTP status: unknown model 404 "The model `X` does not exist";

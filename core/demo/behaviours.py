@@ -25,6 +25,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "auth": ("open", "key"),
 }
 
+CHAOS_KINDS: tuple[str, ...] = ("cut", "429", "429_bare", "500", "502", "503", "stall", "keepalive", "drip")
+
 
 class BehaviourError(ValueError):
     """A behaviour key has a value the demo model does not know."""
@@ -52,6 +54,12 @@ class Behaviours:
     rate: float = 0.0  # tokens per second per stream, 0 = unthrottled
     retry_after: float = 0.1  # seconds announced by the 429 fault
     cap: int = OUTPUT_CAP  # output cap per request
+    chaos: float = 0.0  # probability that a request gets a random fault (core.demo.chaos)
+    chaos_seed: int = 0
+    chaos_kinds: str = "all"  # "all" or kinds joined by "+", e.g. "cut+429+stall"
+    chaos_stall: float = 0.5  # seconds of a chaos stall or keep-alive span
+    chaos_drip: float = 0.002  # seconds between the pieces of a chaos drip
+    chaos_max: int = 3  # faulty requests in a row on one prefix before a clean one
 
     def with_values(self, values: Mapping[str, Any]) -> Behaviours:
         """A copy with ``values`` applied (strings or typed); unknown keys are ignored."""
@@ -78,6 +86,20 @@ def _number(key: str, raw: Any, kind: type, minimum: float | None = 0, maximum: 
     return value
 
 
+def parse_kinds(raw: Any) -> str:
+    """``"cut+429"`` (or ``"all"``) checked and normalised for ``chaos_kinds``."""
+    text = str(raw).strip().lower()
+    if text in ("", "all"):
+        return "all"
+    names = [name.strip() for name in text.split("+")]
+    unknown = [name for name in names if name not in CHAOS_KINDS]
+    if unknown:
+        raise ValueError(
+            f"unknown chaos kind(s) {', '.join(unknown)}; choose from all, {', '.join(CHAOS_KINDS)}"
+        )
+    return "+".join(dict.fromkeys(names))
+
+
 def convert(key: str, raw: Any) -> Any:
     """Check and convert one behaviour value (``raw`` may be a string from a URL)."""
     if key in CHOICES:
@@ -89,15 +111,20 @@ def convert(key: str, raw: Any) -> Any:
         if str(raw).strip().lower() == "random":
             return "random"
         return _number(key, raw, int)
-    if key in ("fail429", "fail5xx", "malformed"):
+    if key in ("fail429", "fail5xx", "malformed", "chaos_max"):
         return _number(key, raw, int)
+    if key == "chaos_kinds":
+        try:
+            return parse_kinds(raw)
+        except ValueError as exc:
+            raise BehaviourError(f"behaviour {key}={raw!r}: {exc}") from None
     if key == "cap":
         return _number(key, raw, int, minimum=1)
-    if key == "seed":
+    if key in ("seed", "chaos_seed"):
         return _number(key, raw, int, minimum=None)
-    if key == "drop_p":
+    if key in ("drop_p", "chaos"):
         return _number(key, raw, float, maximum=1)
-    if key in ("stall", "silent", "rate", "retry_after"):
+    if key in ("stall", "silent", "rate", "retry_after", "chaos_stall", "chaos_drip"):
         return _number(key, raw, float)
     raise BehaviourError(f"unknown behaviour {key!r}; known: {', '.join(KEYS)}")
 

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import socket
 import sys
 import threading
+import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from core.demo.behaviours import BehaviourError, Behaviours, parse_segment, split_path
+from core.demo.chaos import STATUS_KINDS, ChaosCut, Fault, Ledger, StreamFault, rate_limited, server_failed
 from core.demo.chunks import completion_body
 from core.demo.errors import DemoError
 from core.demo.models import CREATED, MODELS
@@ -28,10 +29,6 @@ from core.demo.streaming import build_events, drop_point, keep_alive, send_event
 
 MAX_BODY = 64 * 1024 * 1024
 SERVER_FAULTS = (503, 500, 502)  # what fail5xx answers, in turn
-BAD_GATEWAY_HTML = (
-    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1>"
-    "</center>\r\n<hr><center>nginx (demo fault)</center>\r\n</body>\r\n</html>\r\n"
-)
 
 
 class _Stopped(Exception):
@@ -57,6 +54,7 @@ class DemoHTTPServer(ThreadingHTTPServer):
         self.connections: set[socket.socket] = set()
         self.active = 0
         self.pacer = Pacer()
+        self.chaos = Ledger()  # chaos draws and every fault injected, by prefix and kind
         super().__init__(address, DemoHandler)
 
     def next_fault_count(self, key: str) -> int:
@@ -75,6 +73,8 @@ class DemoHandler(BaseHTTPRequestHandler):
     server_version = "ContinuumDemo/1.0"
     server: DemoHTTPServer
     _segment = ""
+    _fault: Fault | None = None  # this request's chaos fault (see core.demo.chaos)
+    _received = 0.0  # monotonic time the request's body was read
 
     # ------------------------------------------------------------ plumbing
 
@@ -161,9 +161,11 @@ class DemoHandler(BaseHTTPRequestHandler):
         headers_sent = False
         try:
             body = self._read_body()
+            self._received = time.monotonic()
             url = urlsplit(self.path)
             segment, path = split_path(url.path)
             self._segment = segment
+            self._fault = None
             try:
                 behaviours = self.server.defaults.with_values(parse_segment(segment))
             except BehaviourError as exc:
@@ -176,6 +178,9 @@ class DemoHandler(BaseHTTPRequestHandler):
             if route is None:
                 if path in ("/", "/health") and method == "GET":
                     self._send_json({"status": "ok", "demo": True}, headers)
+                    return
+                if path == "/stats" and method == "GET":  # faults injected: /stats or /x/<prefix>/stats
+                    self._send_json(self.server.chaos.stats(segment if segment else None), headers)
                     return
                 raise DemoError(404, f"Unknown path {path}: the demo model serves /v1/...", code="not_found")
             self._check_auth(behaviours)
@@ -190,10 +195,12 @@ class DemoHandler(BaseHTTPRequestHandler):
             elif route in ("/chat/completions", "/completions"):
                 if method != "POST":
                     raise DemoError(405, f"{route} needs POST", code="method_not_allowed")
+                number = self.server.chaos.count(segment)
                 self._check_faults(segment, behaviours)
                 request = parse_json(body)
                 kind = "chat" if route == "/chat/completions" else "text"
                 plan = (plan_chat if kind == "chat" else plan_completion)(request, behaviours)
+                self._draw_chaos(segment, number, behaviours, request.get("stream") is True)
                 response_id = ("chatcmpl-" if kind == "chat" else "cmpl-") + request_id[4:]
                 if request.get("stream") is True:
                     headers_sent = True
@@ -242,26 +249,29 @@ class DemoHandler(BaseHTTPRequestHandler):
             return
         count = self.server.next_fault_count(key)
         if count <= b.fail429:
-            wait = b.retry_after
-            raise DemoError(
-                429,
-                f"Rate limit reached for the demo model (demo fault {count} of {b.fail429}). "
-                f"Retry in {wait:g}s.",
-                kind="requests",
-                code="rate_limit_exceeded",
-                headers={
-                    "Retry-After": str(max(1, math.ceil(wait))),
-                    "retry-after-ms": str(round(wait * 1000)),
-                },
-            )
+            self.server.chaos.record(key, "429")
+            raise rate_limited(b.retry_after, f"demo fault {count} of {b.fail429}")
         if count <= b.fail429 + b.fail5xx:
             status = SERVER_FAULTS[(count - b.fail429 - 1) % len(SERVER_FAULTS)]
-            if status == 502:
-                raise DemoError(502, "Bad Gateway", html=BAD_GATEWAY_HTML)
-            message = (
-                "The demo model is overloaded" if status == 503 else "The demo model had an internal error"
-            )
-            raise DemoError(status, f"{message} (demo fault). Retry later.", kind="server_error", code=status)
+            self.server.chaos.record(key, str(status))
+            raise server_failed(status)
+
+    def _draw_chaos(self, key: str, number: int, b: Behaviours, streamed: bool) -> None:
+        """Draw this request's chaos fault; a status fault is answered at once."""
+        if b.chaos <= 0:
+            return
+        fault = self.server.chaos.draw(
+            key,
+            number,
+            p=b.chaos,
+            seed=b.chaos_seed,
+            kinds=b.chaos_kinds,
+            limit=b.chaos_max,
+            streamed=streamed,
+        )
+        if fault is not None and fault.kind in STATUS_KINDS:
+            raise fault.error(b.retry_after)
+        self._fault = fault
 
     # ------------------------------------------------------------ responses
 
@@ -291,6 +301,8 @@ class DemoHandler(BaseHTTPRequestHandler):
 
         drop = drop_point(b, out.completion_tokens, request_number, key)
         stream = build_events(kind, response_id, plan, out, request, b, drop)
+        if drop:
+            self.server.chaos.record(key, "drop")
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
@@ -309,7 +321,25 @@ class DemoHandler(BaseHTTPRequestHandler):
         if b.stall > 0:
             keep_alive(b.stall, write, self._wait)
         self._wait(b.silent)
-        if b.rate > 0:  # throttled: the server's pacer thread writes it (see core.demo.pacer)
+        fault = self._fault
+        if fault is not None:  # a chaos stream fault: this thread writes (and paces) it
+            faulty = StreamFault(
+                fault,
+                stream.events,
+                self.server.chaos,
+                wfile.write,
+                self._wait,
+                stall=b.chaos_stall,
+                drip=b.chaos_drip,
+                since=self._received,
+            )
+            try:
+                send_events(stream, b.rate, faulty, self._wait)
+            except ChaosCut:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+        elif b.rate > 0:  # throttled: the server's pacer thread writes it (see core.demo.pacer)
             try:
                 self.server.pacer.send(self.connection, stream, b.rate)
             except PacerStopped:

@@ -11,6 +11,7 @@ import sys
 import threading
 from typing import Any
 
+from core.access import trust_origin, untrust_origin
 from core.demo.behaviours import KEYS, Behaviours
 from core.demo.handler import DemoHTTPServer
 
@@ -26,6 +27,7 @@ class DemoServer:
         self.root_url = f"http://{shown}:{self.port}"
         self.base_url = self.root_url + "/v1"
         self.defaults = defaults
+        trust_origin(self.root_url)  # core.access: this process's own demo is always reachable
         self._thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="demo-model", daemon=True
         )
@@ -35,6 +37,10 @@ class DemoServer:
     def active_requests(self) -> int:
         """Requests being answered right now (streams included)."""
         return self.httpd.active
+
+    def fault_counts(self, prefix: str | None = None) -> dict[str, Any]:
+        """Faults injected (chaos and fixed faults), as ``GET /stats`` (or ``/x/<prefix>/stats``) says."""
+        return self.httpd.chaos.stats(prefix)
 
     def wait(self) -> None:
         """Block until the server stops (Ctrl-C interrupts)."""
@@ -56,6 +62,7 @@ class DemoServer:
             except OSError:
                 pass
         self.httpd.server_close()
+        untrust_origin(self.root_url)
 
     def __enter__(self) -> DemoServer:
         return self
