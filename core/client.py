@@ -16,11 +16,14 @@ from typing import Any
 
 import httpx
 
+from core.access import check_base_url, event_hooks
 from core.error_map import error_from_body, error_from_response, parse_body
 from core.errors import APIStatusError, ConfigError, ContinuumError
+from core.keys import remember_secret
 from core.stream import Stream
 from core.types import Prices
-from core.wire import MAX_REDIRECTS, request_id, transport_error, unexpected_response
+from core.validation import check
+from core.wire import MAX_REDIRECTS, host_error, request_id, transport_error, unexpected_response
 
 __all__ = ["Client", "ModelInfo", "Stream", "Timeouts"]
 
@@ -35,6 +38,12 @@ class Timeouts:
     connect: float = 10.0
     idle: float = 60.0
     round: float = 900.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "idle", "round"):
+            problem = check(f"{name}_timeout", getattr(self, name))
+            if problem:
+                raise ConfigError(problem, "Timeouts are in seconds, e.g. connect 10, idle 60, round 900.")
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,7 @@ def _normalise_base_url(base_url: str) -> str:
         raise ConfigError(f"The base URL '{url}' is not valid ({exc}).", "Check it in Settings.") from exc
     if not host:
         raise ConfigError(f"The base URL '{url}' has no host name.", "Check it in Settings.")
+    check_base_url(url)  # CONTINUUM_ALLOWED_BASE_URLS and, on a shared server, no internal addresses
     return url
 
 
@@ -102,6 +112,8 @@ class Client:
                 )
             all_headers["Authorization"] = f"Bearer {api_key}"
         self.key_sent = api_key is not None
+        for secret in self._secrets:
+            remember_secret(secret)  # scrubbed from library debug logs (core.keys)
         t = self.timeouts
         self._http = httpx.Client(
             headers=all_headers,
@@ -109,6 +121,7 @@ class Client:
             follow_redirects=True,
             max_redirects=MAX_REDIRECTS,
             transport=transport,
+            event_hooks=event_hooks(),  # core.access: every hop, redirects included, is checked
         )
 
     def __enter__(self) -> Client:
@@ -164,6 +177,8 @@ class Client:
                 )
             except httpx.HTTPError as exc:
                 raise transport_error(exc, url, t, started=False) from exc
+            except UnicodeError as exc:
+                raise host_error(exc, url) from exc
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"The request body cannot be sent as JSON: {exc}.") from exc
             model = body.get("model") if body else None

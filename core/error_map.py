@@ -105,14 +105,18 @@ def _error_object(body: Any) -> dict[str, Any]:
 
 
 _TAG = re.compile(r"<(script|style)\b.*?</\1>|<[^>]+>", re.I | re.S)
+_TITLE = re.compile(r"<title\b.*?</title>", re.I | re.S)
 
 
 def provider_message(body: Any) -> str:
     """The human text in an error body: error.message, error (string), detail, message, or the text."""
     if isinstance(body, str):
         text = body.strip()
-        if text.startswith("<"):  # an HTML error page from a proxy: keep its words
-            text = " ".join(_TAG.sub(" ", text).split())
+        if text.startswith("<"):  # an HTML error page from a proxy: keep its words (the title once)
+            found = _TITLE.search(text)
+            title = " ".join(_TAG.sub(" ", found.group(0)).split()) if found else ""
+            words = " ".join(_TAG.sub(" ", _TITLE.sub(" ", text)).split())
+            text = words if words.startswith(title) else f"{title} {words}".strip()
         return text
     if isinstance(body, dict):
         err = body.get("error")
@@ -256,6 +260,8 @@ def error_from_response(
     headers = headers or {}
     pmsg = provider_message(body)
     shown = _clip(pmsg).rstrip(".") if pmsg else "no details"
+    if isinstance(body, str) and body.lstrip().startswith("<"):  # a proxy's or gateway's error page
+        shown = f"an HTML error page, probably from a proxy or gateway in front of the model server: {shown}"
     kw: dict[str, Any] = {
         "status": status,
         "provider_message": pmsg,
@@ -333,9 +339,12 @@ def error_from_response(
             **kw,
         )
     if status >= 500:
+        wait = retry_after_seconds(headers)
+        after = f" It asks to wait {wait:g} s." if wait is not None else ""
         return ServerError(
-            f"The server failed ({what}).",
+            f"The server failed ({what}).{after}",
             "This is usually temporary; Continuum retries with backoff.",
+            retry_after=wait,
             **kw,
         )
     if status in (408, 409):
@@ -377,7 +386,13 @@ def error_from_body(
     code = err.get("code")
     if isinstance(code, int) and 400 <= code <= 599:
         status = code
-    elif isinstance(code, str) and code.isdigit() and 400 <= int(code) <= 599:
+    elif (
+        isinstance(code, str)
+        and len(code) == 3
+        and code.isascii()
+        and code.isdigit()
+        and 400 <= int(code) <= 599
+    ):
         status = int(code)
     if not status:
         for key in (err.get("code"), err.get("type")):

@@ -6,7 +6,7 @@
     ├── ConfigError                 bad usage or settings; never retried
     ├── CancelledError              the user stopped the run
     ├── TransportError              no (complete) response; retryable
-    │   ├── ConnectError            refused, unknown host, TLS, redirect loop
+    │   ├── ConnectError            refused, unknown host, TLS, redirect loop (.retryable varies)
     │   ├── TransportTimeoutError
     │   │   ├── ConnectTimeoutError
     │   │   ├── IdleTimeoutError    no bytes for Timeouts.idle seconds
@@ -166,7 +166,16 @@ class TransportError(ContinuumError):
 
 
 class ConnectError(TransportError):
-    """Could not open a connection (refused, unknown host, TLS, redirect loop)."""
+    """Could not open a connection (refused, unknown host, TLS, redirect loop).
+
+    ``retryable`` is False where trying again cannot help: a host name that does
+    not exist, a TLS handshake or certificate failure, a redirect loop. A refused
+    connection or a temporary DNS failure is retried.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, *, retryable: bool = True) -> None:
+        self.retryable = retryable
+        super().__init__(message, hint)
 
 
 class TransportTimeoutError(TransportError):
@@ -343,7 +352,11 @@ class RateLimitError(APIStatusError):
 
 
 class ServerError(APIStatusError):
-    pass
+    """5xx. ``retry_after``: seconds a 503 (or any 5xx) asked to wait with Retry-After, if it did."""
+
+    def __init__(self, message: str, hint: str | None = None, *, retry_after: float | None = None, **kw: Any):
+        self.retry_after = retry_after
+        super().__init__(message, hint, **kw)
 
 
 def parse_context_overflow(message: str, body: Any = None) -> ContextOverflowError | None:

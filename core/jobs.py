@@ -51,8 +51,10 @@ from core.types import (
     RunSpec,
     RunStarted,
 )
+from core.validation import validate_spec
 
 if TYPE_CHECKING:
+    from core.client import Timeouts
     from core.store import Store
 
 log = logging.getLogger(__name__)
@@ -118,6 +120,7 @@ class Job:
         self._finished_mono: float | None = None
         self._thread: threading.Thread | None = None
         self.finished_at: float | None = None
+        self.timeouts: Timeouts | None = None  # what the run's client uses (None: the defaults)
 
     # ------------------------------------------------------------ control
 
@@ -215,10 +218,13 @@ class Job:
         self._version += 1
         self._cond.notify_all()
 
-    def _run(self, runner: Runner, api_key: str | None, resume: RunResult | None) -> None:
+    def _run(
+        self, runner: Runner, api_key: str | None, resume: RunResult | None, timeouts: Timeouts | None = None
+    ) -> None:
         saw_finish = False
+        extra: dict[str, Any] = {"timeouts": timeouts} if timeouts is not None else {}
         try:
-            events = runner(self.spec, api_key=api_key, cancel=self.cancel_token, resume=resume)
+            events = runner(self.spec, api_key=api_key, cancel=self.cancel_token, resume=resume, **extra)
             try:
                 for event in events:
                     self._fold(event)
@@ -401,16 +407,30 @@ class JobManager:
         self.keep_s = keep_s
         self.on_finish: list[Callable[[RunResult], None]] = []
 
-    def start(self, spec: RunSpec, *, api_key: str | None = None, resume: RunResult | None = None) -> Job:
-        """Start ``spec`` in a new worker thread; returns at once."""
+    def start(
+        self,
+        spec: RunSpec,
+        *,
+        api_key: str | None = None,
+        resume: RunResult | None = None,
+        timeouts: Timeouts | None = None,
+    ) -> Job:
+        """Start ``spec`` in a new worker thread; returns at once.
+
+        Raises :class:`~core.errors.ConfigError` (nothing started, nothing sent) when
+        :func:`core.validation.validate_spec` refuses the spec. ``timeouts`` go to the
+        engine's client (default: :class:`core.client.Timeouts`).
+        """
+        validate_spec(spec)
         runner = self._runner or _default_runner()
         job = Job(secrets.token_urlsafe(18), spec, resume=resume)
+        job.timeouts = timeouts
         with self._lock:
             self._prune_locked()
             self._jobs[job.id] = job
 
         def work() -> None:
-            job._run(runner, api_key, resume)
+            job._run(runner, api_key, resume, timeouts)
             result = job.snapshot().result
             for hook in list(self.on_finish):
                 if result is None:

@@ -188,7 +188,7 @@ def check_repetition(text: str) -> Flag | None:
     """The text ends in a loop: one unit repeated over at least LOOP_MIN_SPAN characters."""
     tail = text[-LOOP_WINDOW:]
     size = len(tail)
-    if size < LOOP_MIN_SPAN + 4:
+    if size <= LOOP_MIN_SPAN:  # the shortest loop: LOOP_MIN_SPAN characters and one more unit
         return None
     key = tail[-4:]  # a period p needs the last 4 characters to recur p characters earlier
     lowest = max(0, size - 4 - LOOP_MAX_PERIOD)

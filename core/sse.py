@@ -14,7 +14,14 @@ The decoder follows the WHATWG EventSource parsing rules, on bytes:
   counted in :attr:`SSEDecoder.comments`;
 - several ``data:`` lines of one event are joined with ``\\n``; a blank line
   dispatches the event (an event without data is not dispatched);
-- ``data: [DONE]`` is ordinary data; the client decides to stop on it.
+- ``data: [DONE]`` is ordinary data; the client decides to stop on it;
+- a ``retry`` value longer than 18 digits is ignored like any non-number.
+
+Memory is bounded: a line longer than ``max_event_bytes`` (16 MiB by default),
+terminated or not, or an event whose data grows past it, raises
+:class:`~core.errors.MalformedStreamError` instead of buffering without end (a
+server that never sends a line ending). The check is exact and does not
+depend on how the bytes are chunked.
 
 At :meth:`SSEDecoder.close` a pending event whose last line was complete is
 dispatched (some servers end with ``data: [DONE]\\n`` and no blank line); an
@@ -25,12 +32,18 @@ stream, not like a malformed one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 
-__all__ = ["SSEDecoder", "SSEEvent", "iter_events"]
+from core.errors import MalformedStreamError
 
+__all__ = ["MAX_EVENT_BYTES", "SSEDecoder", "SSEEvent", "iter_events"]
+
+MAX_EVENT_BYTES = 16 * 1024 * 1024  # longest line, and most data in one event
+_MAX_RETRY_DIGITS = 18  # int() refuses more than 4300 digits; no real retry needs 19
 _CR = 13
 _LF = 10
+_LINE_ENDING = re.compile(rb"\r\n|\r|\n")
 
 
 class SSEEvent:
@@ -70,11 +83,14 @@ class SSEEvent:
 class SSEDecoder:
     """Incremental decoder: ``feed`` network chunks, get the events they complete."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        self.max_event_bytes = max_event_bytes
         self._tail: list[bytes] = []  # the unterminated line so far
+        self._tail_size = 0  # its length once the stream has started
         self._cr = False  # the last chunk ended in CR: drop a leading LF
         self._started = False  # a UTF-8 byte order mark may open the stream
         self._data: list[bytes] = []
+        self._data_size = 0  # len(b"\n".join(self._data)) + 1
         self._event: str | None = None
         self._retry: int | None = None
         self.last_event_id: str | None = None
@@ -111,25 +127,32 @@ class SSEDecoder:
                 chunk = chunk[3:]
         if not chunk:
             return []
+        if self._tail_size + len(chunk) > self.max_event_bytes:
+            self._check_line_lengths(chunk)  # rarely: only a long line can be too long
         last = chunk[-1]
         if b"\r" in chunk:  # CR or CRLF line endings: the general path
             if self._tail:
                 self._tail.append(chunk)
                 chunk = b"".join(self._tail)
                 self._tail = []
+                self._tail_size = 0
             lines = chunk.splitlines()
             if last == _CR:
                 self._cr = True
             elif last != _LF:
-                self._tail.append(lines.pop())
+                partial = lines.pop()
+                self._tail.append(partial)
+                self._tail_size = len(partial)
             return self._lines(lines)
         if last != _LF and b"\n" not in chunk:
             self._tail.append(chunk)  # still inside one line
+            self._tail_size += len(chunk)
             return []
         if self._tail:
             self._tail.append(chunk)
             chunk = b"".join(self._tail)
             self._tail = []
+            self._tail_size = 0
         # LF only: split into blocks ending in a blank line; a block that is a single
         # "data: ..." line is an event as it stands (the shape of nearly every chunk).
         blocks = chunk.split(b"\n\n")
@@ -150,6 +173,7 @@ class SSEDecoder:
             partial = lines.pop()
             if partial:
                 self._tail.append(partial)
+                self._tail_size = len(partial)
             if lines:
                 events += self._lines(lines)
         return events
@@ -159,6 +183,7 @@ class SSEDecoder:
         if self._tail:
             self.discarded += sum(len(part) for part in self._tail)
             self._tail = []
+            self._tail_size = 0
         self._cr = False
         if not self._data:
             return []
@@ -170,12 +195,13 @@ class SSEDecoder:
         for line in lines:
             if line:
                 if line[:6] == b"data: ":
-                    data.append(line[6:])
+                    self._add_data(line[6:])
                 else:
                     self._field(line)
             elif data:
                 payload = data[0] if len(data) == 1 else b"\n".join(data)
                 data.clear()
+                self._data_size = 0
                 if self._event is None and self._retry is None and self.last_event_id is None:
                     events.append(payload)
                 else:
@@ -195,15 +221,50 @@ class SSEDecoder:
         if colon and value[:1] == b" ":
             value = value[1:]
         if name == b"data":
-            self._data.append(value)
+            self._add_data(value)
         elif name == b"event":
             self._event = value.decode("utf-8", "replace")
         elif name == b"id":
             if b"\0" not in value:
                 self.last_event_id = value.decode("utf-8", "replace")
-        elif name == b"retry" and value.isdigit():
+        elif name == b"retry" and value.isdigit() and len(value) <= _MAX_RETRY_DIGITS:
             self._retry = int(value)
         # any other field is ignored, as the specification says
+
+    def _add_data(self, value: bytes) -> None:
+        self._data_size += len(value) + 1
+        if self._data_size > self.max_event_bytes + 1:
+            raise MalformedStreamError(
+                f"The stream sent an event with more than {_size(self.max_event_bytes)} of data.",
+                "No completion chunk is that large; check that the base URL points at an "
+                "OpenAI-compatible API. The text so far is kept.",
+                data=self._data[0][:200] if self._data else value[:200],
+            )
+        self._data.append(value)
+
+    def _check_line_lengths(self, chunk: bytes) -> None:
+        """Raise if a line that ``chunk`` continues, contains or starts is too long."""
+        limit = self.max_event_bytes
+        size = self._tail_size  # the line the chunk continues
+        start = 0
+        for ending in _LINE_ENDING.finditer(chunk):
+            if size + ending.start() - start > limit:
+                break
+            size, start = 0, ending.end()
+        else:
+            if size + len(chunk) - start <= limit:
+                return
+        head = self._tail[0] if self._tail and not start else chunk[start : start + 200]
+        raise MalformedStreamError(
+            f"The stream sent a line longer than {_size(limit)} (a line ending may never come).",
+            "No completion chunk is that large; check that the base URL points at an "
+            "OpenAI-compatible API. The text so far is kept.",
+            data=head[:200],
+        )
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:g} MiB" if n >= 2**20 else f"{n:,} bytes"
 
 
 def iter_events(byte_chunks: Iterable[bytes]) -> Iterator[SSEEvent]:

@@ -36,6 +36,7 @@ from core.sse import SSEDecoder, SSEEvent
 from core.types import StreamDelta, Usage
 from core.wire import (
     call_later,
+    host_error,
     parse_usage,
     read_limited,
     request_id,
@@ -55,6 +56,11 @@ _ERROR_BODY_LIMIT = 64 * 1024
 _JSON_BODY_LIMIT = 32 * 1024 * 1024
 _SSE_STARTS = (b"data:", b":", b"event:", b"id:", b"retry:")
 _CAPTURE_EVENTS = ("connection.connect_tcp.complete", "connection.start_tls.complete")
+
+
+def _no_lone_surrogates(text: str) -> str:
+    """``text`` with unpaired surrogates (JSON escapes like "\\ud83d") as U+FFFD: they cannot be stored."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _text(value: Any) -> str:
@@ -188,6 +194,8 @@ class Stream:
             return self._abort_error()
         if isinstance(exc, httpx.HTTPError):
             return transport_error(exc, self.url, self._client.timeouts, started=started)
+        if isinstance(exc, UnicodeError) and not started:
+            return host_error(exc, self.url)
         return None
 
     def _open(self) -> Callable[[], bytes]:
@@ -311,7 +319,7 @@ class Stream:
                         continue
                 try:
                     obj = scan(data)
-                except ValueError as exc:  # also invalid UTF-8
+                except (ValueError, RecursionError) as exc:  # also invalid UTF-8, absurd nesting
                     raise self._malformed(data, exc) from exc
                 if type(obj) is not dict:
                     raise self._malformed(data, None)
@@ -322,17 +330,26 @@ class Stream:
                 finish = None
                 choices = obj.get("choices")
                 if choices:
-                    first = choices[0]
+                    first = choices[0] if type(choices) is list else None
+                    if type(first) is not dict:
+                        raise self._malformed(data, None)
                     delta = first.get("delta")
-                    if delta is not None:
+                    if type(delta) is dict:
                         content = delta.get("content") or ""
                         reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
                         if type(reasoning) is not str:
                             reasoning = ""
-                    else:
+                    elif delta is None:
                         content = first.get("text") or ""
+                    else:
+                        raise self._malformed(data, None)
+                    if type(content) is not str:
+                        raise self._malformed(data, None)
+                    if not (content + reasoning).isascii():
+                        content, reasoning = _no_lone_surrogates(content), _no_lone_surrogates(reasoning)
                     finish = first.get("finish_reason") or None
                     if finish is not None:
+                        finish = str(finish) if type(finish) is not str else finish
                         self.finish_reason = finish
                 usage = obj.get("usage")
                 if usage and type(usage) is dict:
@@ -365,11 +382,21 @@ class Stream:
 
     def _malformed(self, data: bytes, exc: Exception | None) -> MalformedStreamError:
         snippet = data[:120].decode("utf-8", "replace")
-        why = f" ({exc})" if isinstance(exc, UnicodeDecodeError) else ""
+        if isinstance(exc, UnicodeDecodeError):
+            # Not decoded with replacement: U+FFFD in the answer would be sent back as the next
+            # round's prefill, and the model would continue from text it never wrote.
+            bad = data[exc.start : exc.end].hex(" ")
+            return MalformedStreamError(
+                f"The stream from {self.url} sent bytes that are not UTF-8 (0x{bad} at byte {exc.start} "
+                f"of a chunk) after {self.chunks} good chunks: '{snippet}'",
+                "The text so far is kept. JSON must be UTF-8: if this repeats, something between you and "
+                "the server (a proxy) is re-encoding the stream; check the base URL.",
+                data=data[:200],
+            )
         return MalformedStreamError(
-            f"The stream from {self.url} sent a chunk that is not a JSON object{why} after "
+            f"The stream from {self.url} sent a chunk that is not a JSON object after "
             f"{self.chunks} good chunks: '{snippet}'",
-            "Usually a transient server fault; the text so far is kept and the round is retried.",
+            "Usually a transient server fault. The text so far is kept: resume the run to continue from it.",
             data=data[:200],
         )
 

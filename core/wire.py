@@ -10,6 +10,7 @@ import heapq
 import itertools
 import json
 import json.scanner
+import re
 import socket
 import ssl
 import threading
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_REDIRECTS",
     "call_later",
+    "host_error",
     "parse_usage",
     "read_limited",
     "request_id",
@@ -76,37 +78,78 @@ def transport_error(exc: Exception, url: str, timeouts: Timeouts, *, started: bo
         return ConnectError(
             f"Too many redirects (more than {MAX_REDIRECTS}) from {url}.",
             "Check the base URL; it may point at a login page or a redirect loop.",
+            retryable=False,
         )
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError):
         return ConfigError(f"Cannot send a request to {url}: {detail}.", "Check the base URL in Settings.")
     if isinstance(exc, httpx.ConnectError):
-        for cause in _exception_chain(exc):
-            if isinstance(cause, ConnectionRefusedError) or "refused" in str(cause).lower():
-                return ConnectError(
-                    f"Could not connect to {url}: connection refused.",
-                    "Is the server running? Check the base URL.",
-                )
-            if isinstance(cause, socket.gaierror) or "name or service not known" in str(cause).lower():
-                host = httpx.URL(url).host
-                return ConnectError(
-                    f"Could not connect to {url}: the host name '{host}' could not be resolved.",
-                    "Check the base URL for typos and the network connection.",
-                )
-            if isinstance(cause, ssl.SSLError) or "ssl" in str(cause).lower():
-                return ConnectError(
-                    f"Could not connect to {url}: the TLS handshake failed ({detail}).",
-                    "If the server speaks plain HTTP use http:// in the base URL; otherwise check its "
-                    "certificate.",
-                )
-        return ConnectError(f"Could not connect to {url}: {detail}.", "Check the base URL and the network.")
+        return _connect_error(exc, url, detail)
+    if isinstance(exc, httpx.RemoteProtocolError) and not started and _NOT_HTTP.search(detail):
+        return UnexpectedResponseError(
+            f"The server at {url} does not speak HTTP ({detail}).",
+            "Check the host and port of the base URL: they point at another kind of service.",
+        )
     if isinstance(exc, httpx.HTTPError) and not started:
         return StreamInterrupted(
             f"The connection to {url} broke before a response arrived ({detail}).",
-            "This is usually temporary; the round is retried.",
+            "This is usually temporary; the round is retried. If it repeats, check the host and port "
+            "of the base URL (another kind of service may be listening there).",
         )
     return StreamInterrupted(
         f"The stream from {url} broke off ({detail}).",
         "The text so far is kept; Continuum continues with a new round.",
+    )
+
+
+_NOT_HTTP = re.compile(r"illegal status line|invalid http|malformed|unexpected data", re.I)
+
+
+def _connect_error(exc: httpx.ConnectError, url: str, detail: str) -> ConnectError:
+    """Why a connection could not be opened: refused, DNS, TLS (certificate or handshake)."""
+    chain = list(_exception_chain(exc))
+    texts = " ".join(str(cause).lower() for cause in chain)
+    gai = next((c for c in chain if isinstance(c, socket.gaierror)), None)
+    cert = next((c for c in chain if isinstance(c, ssl.SSLCertVerificationError)), None)
+    if any(isinstance(c, ConnectionRefusedError) for c in chain) or "refused" in texts:
+        return ConnectError(
+            f"Could not connect to {url}: connection refused.",
+            "Is the server running? Check the base URL.",
+        )
+    if gai is not None or "name or service not known" in texts:
+        host = httpx.URL(url).host
+        if gai is not None and gai.errno == socket.EAI_AGAIN:
+            return ConnectError(
+                f"Could not connect to {url}: the host name '{host}' could not be looked up "
+                "(temporary DNS failure).",
+                "Check the network connection; the request is retried.",
+            )
+        return ConnectError(
+            f"Could not connect to {url}: the host name '{host}' could not be resolved.",
+            "Check the base URL for typos and the network connection.",
+            retryable=False,
+        )
+    if cert is not None or "certificate verify failed" in texts:
+        why = (cert.verify_message if cert is not None else "") or detail
+        return ConnectError(
+            f"Could not connect to {url}: the server's TLS certificate could not be verified ({why}).",
+            "Check the base URL. If you trust this server (your own, with a self-signed certificate), "
+            "put its CA certificate in a file and set SSL_CERT_FILE to it before starting Continuum.",
+            retryable=False,
+        )
+    if any(isinstance(c, ssl.SSLError) for c in chain) or "ssl" in texts:
+        return ConnectError(
+            f"Could not connect to {url}: the TLS handshake failed ({detail}).",
+            "If the server speaks plain HTTP use http:// in the base URL; otherwise check its certificate.",
+            retryable=False,
+        )
+    return ConnectError(f"Could not connect to {url}: {detail}.", "Check the base URL and the network.")
+
+
+def host_error(exc: UnicodeError, url: str) -> ConfigError:
+    """A host name that cannot even be encoded for a lookup (a label over 63 characters…)."""
+    return ConfigError(
+        f"The host name in {url} is not valid ({exc}).",
+        "Check the base URL: each dot-separated part of a host name has 1 to 63 characters.",
     )
 
 
@@ -123,6 +166,15 @@ def unexpected_response(response: httpx.Response, head: bytes) -> UnexpectedResp
     snippet = " ".join(head[:120].decode("utf-8", "replace").split())
     more = "…" if len(head) > 120 else ""
     url = str(response.request.url)
+    if "html" in content_type or snippet.startswith("<"):
+        return UnexpectedResponseError(
+            f"Got an HTML page ('{content_type}', HTTP {response.status_code}) from {url} where an API "
+            f"answer was expected (first bytes: '{snippet}{more}')",
+            "The base URL probably points at a web page, a login or captive portal, or a proxy: "
+            "check it — it should end in /v1.",
+            content_type=content_type,
+            snippet=snippet,
+        )
     return UnexpectedResponseError(
         f"Got '{content_type}' from {url} (first bytes: '{snippet}{more}')",
         "Check the base URL — it should end in /v1.",
@@ -174,15 +226,26 @@ def read_limited(response: httpx.Response, limit: int) -> bytes:
     return b"".join(parts)[:limit]
 
 
+def _count(value: Any) -> int:
+    """A token count from a usage field: a non-negative int, 0 for anything else."""
+    if type(value) is int:
+        return max(0, value)
+    if type(value) is float and 0 <= value < 1e15:
+        return int(value)
+    return 0
+
+
 def parse_usage(usage: dict[str, Any]) -> Usage:
-    prompt_details = usage.get("prompt_tokens_details") or {}
-    completion_details = usage.get("completion_tokens_details") or {}
-    cached = prompt_details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0
+    prompt_details = usage.get("prompt_tokens_details")
+    completion_details = usage.get("completion_tokens_details")
+    prompt_details = prompt_details if isinstance(prompt_details, dict) else {}
+    completion_details = completion_details if isinstance(completion_details, dict) else {}
+    cached = prompt_details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens")
     return Usage(
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        cached_tokens=int(cached),
-        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+        prompt_tokens=_count(usage.get("prompt_tokens")),
+        completion_tokens=_count(usage.get("completion_tokens")),
+        cached_tokens=_count(cached),
+        reasoning_tokens=_count(completion_details.get("reasoning_tokens")),
     )
 
 

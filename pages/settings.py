@@ -11,6 +11,9 @@ from core.errors import ContinuumError
 from core.providers import PROVIDERS, Provider
 from pages import _common as common
 from pages import _status as status
+from pages import _timeouts as timeouts
+
+common.ensure_routed()  # reached without app.py (Streamlit's old pages/ mode): go through it
 
 
 def _on_provider() -> None:
@@ -43,7 +46,7 @@ def _client(p: Provider) -> Any:
     from core.client import Client
 
     key, _ = common.key_for(p.id)
-    return Client(common.base_url_for(p), api_key=key)
+    return Client(common.base_url_for(p), api_key=key, timeouts=timeouts.session_timeouts())
 
 
 def _fetch_models(p: Provider) -> list[Any]:
@@ -118,7 +121,13 @@ def run_probe(p: Provider) -> None:
     model = common.model_for(p)
     try:
         with st.spinner(f"Probing {model}: prefill “1, 2, 3, 4, 5,” and see whether it continues…"):
-            result = probe(common.base_url_for(p), model, api_key=key, strategy=p.strategy)
+            result = probe(
+                common.base_url_for(p),
+                model,
+                api_key=key,
+                strategy=p.strategy,
+                timeouts=timeouts.session_timeouts(),
+            )
     except Exception as exc:  # noqa: BLE001 - shown to the user as a message
         _show_error(exc)
         return
@@ -190,3 +199,4 @@ if settings.keys.get(p.id):
     st.button("Forget the pasted key", on_click=_forget_key, args=(p.id,), type="tertiary")
 
 connection_checks(p)
+timeouts.advanced_settings()

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core import validation
+from core.errors import ContinuumError
 from core.providers import PROVIDERS
 from core.types import STRATEGIES
 from pages import _common as common
 from pages import _live as live
+from pages import _timeouts as timeouts
+
+common.ensure_routed()  # reached without app.py (Streamlit's old pages/ mode): go through it
 
 EXAMPLES = (
     "Write about 6000 tokens on the history of the printing press, with headings and a timeline.",
@@ -41,11 +46,22 @@ def _on_model(provider_id: str) -> None:
         common.get_settings().models[provider_id] = str(value).strip()
 
 
+def _number(key: str, default: float) -> float:
+    """A number input's value as given (0 and negatives included: validation explains them)."""
+    value = st.session_state.get(key)
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else default
+
+
+def _problems_text(problems: list[validation.Problem]) -> str:
+    lines = "\n".join(f"- {p}" for p in problems)
+    return f"**This run cannot start:**\n\n{lines}"
+
+
 def _start_run() -> None:
     state = st.session_state
     prompt = str(state.get("prompt") or "").strip()
     if not prompt:
-        _flash("warning", "Write a prompt first (or pick one of the examples).")
+        _flash("warning", "The prompt is empty: write what the model should answer (or pick an example).")
         return
     running = common.current_job()
     if running is not None and not running.done:
@@ -61,16 +77,28 @@ def _start_run() -> None:
         system=str(state.get("system") or ""),
         model=common.model_for(p),
         strategy=str(state.get(f"strategy_{p.id}") or p.strategy),
-        max_tokens=int(state.get("max_tokens") or 1024),
-        max_rounds=int(state.get("max_rounds") or 20),
-        target_tokens=int(state.get("target_tokens") or 0),
-        temperature=float(state.get("temperature") or 0.0),
+        max_tokens=int(_number("max_tokens", 1024)),
+        max_rounds=int(_number("max_rounds", 20)),
+        target_tokens=int(_number("target_tokens", 0)),  # 0: no target
+        temperature=float(_number("temperature", 0.7)),
     )
     spec = common.build_spec(p, form)
     if not spec.base_url:
         _flash("error", f"{p.label} needs a base URL: set it in Settings.")
         return
-    job = common.job_manager().start(spec, api_key=key)
+    problems = validation.spec_problems(spec)
+    if problems:
+        text = _problems_text(problems)
+        if len(prompt) > validation.MAX_PROMPT_CHARS:
+            # not kept for the form: restore_form would send it back to the browser on every visit
+            state["prompt"] = ""
+        _flash("error", text)
+        return
+    try:
+        job = common.job_manager().start(spec, api_key=key, timeouts=timeouts.session_timeouts())
+    except ContinuumError as exc:
+        _flash("error", str(exc))
+        return
     common.remember_job(job)
 
 

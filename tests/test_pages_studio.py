@@ -64,7 +64,7 @@ def test_the_empty_studio_offers_example_prompts_that_fill_the_prompt(app: AppTe
 
 def test_generate_without_a_prompt_asks_for_one(app: AppTest):
     at = generate(app, "")
-    assert any("Write a prompt first" in w.value for w in at.warning)
+    assert any("The prompt is empty" in w.value for w in at.warning)
 
 
 def test_a_run_streams_to_the_end_and_offers_the_downloads(app: AppTest):
@@ -183,3 +183,67 @@ def test_the_form_survives_a_visit_to_settings(app: AppTest):
     at = at.switch_page("pages/studio.py").run()
     assert at.text_area(key="prompt").value == "Keep me while I look at Settings"
     assert at.number_input(key="max_rounds").value == 7
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def refusal(at: AppTest) -> str:
+    """The error the Studio shows when a run cannot start (and proof that none started).
+
+    Zero or negative limits cannot get this far: Streamlit resets a number input's
+    out-of-range value to its default, and the browser shows its own message (see
+    tests/e2e/test_bad_input.py); core.validation refuses them behind that.
+    """
+    assert not at.exception and "run" not in at.query_params
+    return "\n".join(e.value for e in at.error)
+
+
+def test_a_prompt_longer_than_the_window_is_refused_with_the_numbers(app: AppTest):
+    shown = refusal(generate(app, "x" * 30_000))
+    assert (
+        "The prompt is about 10,516 tokens (30,000 characters); demo's context window is 8,192 tokens"
+        in shown
+    )
+    assert "Shorten the prompt to under about 22,902 characters" in shown
+
+
+def test_a_10_mb_prompt_is_refused_and_the_studio_still_works(app: AppTest):
+    refused = generate(app, "z" * (10 * 1024 * 1024))
+    shown = refusal(refused)
+    assert "The prompt is 10,485,760 characters (10.5 MB)" in shown
+    assert refused.text_area(key="prompt").value == ""  # not kept in the form to be sent back on every visit
+    at = generate(app, PROMPT, max_tokens=512)
+    assert "Finished" in texts(at)
+
+
+def test_advanced_settings_refuse_a_zero_timeout_and_keep_the_last_good_one(app: AppTest):
+    from core.client import Timeouts
+
+    at = settings_page(app)
+    at.number_input(key="timeout_idle").set_value(0.0).run()
+    assert "The idle timeout must be more than 0 s (got 0)" in at.error[0].value
+    assert at.number_input(key="timeout_idle").value == 60.0 and "cfg_timeouts" not in at.session_state
+    at.number_input(key="timeout_round").set_value(120.0).run()
+    assert not at.error and at.session_state["cfg_timeouts"] == Timeouts(round=120.0)
+
+
+def test_the_round_timeout_from_settings_reaches_the_run(app: AppTest, demo_url):
+    """A run on a demo model streaming 300 tokens/s with a 0.3 s round ceiling: every cut round
+    is continued by a recovery round and the answer is still the exact document."""
+    from core.client import Timeouts
+    from pages._common import job_manager
+
+    at = settings_page(app)
+    at.selectbox(key="settings_provider").set_value("custom").run()
+    at.text_input(key="base_url_custom").input(demo_url(rate=300)).run()
+    at.session_state["cfg"].models["custom"] = "demo"
+    at.number_input(key="timeout_round").set_value(0.3).run()
+    at = at.switch_page("pages/studio.py").run()
+    prompt = "Write 240 tokens about tides"
+    at = generate(at, prompt)
+    job = job_manager().get(at.session_state["job_id"])
+    assert job.join(timeout=30) and job.timeouts == Timeouts(round=0.3)
+    snap = job.snapshot()
+    assert snap.text == demo_document(prompt)
+    assert any("round timeout" in (r.error or "") for r in snap.rounds) and snap.rounds[-1].recovery

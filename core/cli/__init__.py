@@ -54,8 +54,13 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["demo"]:  # its own parser: argparse's REMAINDER refuses leading --options
+        from core.demo.server import main as demo_main
+
+        return int(demo_main(words[1:]) or 0)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(words)
     try:
         return COMMANDS[args.command](args)
     except UsageError as exc:

@@ -25,6 +25,7 @@ from core.batch import (
     BatchRunner,
     ItemProgress,
     RowError,
+    check_items,
     concurrency_cap,
     create_batch,
     export_batch,
@@ -37,9 +38,11 @@ from core.cli.common import (
     EXIT_OK,
     UsageError,
     add_target_arguments,
+    add_timeout_arguments,
+    number,
     open_target,
-    positive_int,
     temperature,
+    timeouts_from_args,
     url_path,
 )
 from core.cli.run import add_limit_arguments, apply_model_meta, spec_from_args
@@ -75,7 +78,7 @@ def add_batch_parser(sub: Any) -> None:
     batch.add_argument("--title", help="a name for the batch (default: the file name)")
     batch.add_argument(
         "--concurrency",
-        type=positive_int,
+        type=number("concurrency"),
         help="requests in flight at most (default 8, or the batch's; capped at the provider's limit, "
         "DeepInfra 200); rate limits lower it on the fly",
     )
@@ -91,6 +94,7 @@ def add_batch_parser(sub: Any) -> None:
     )
     batch.add_argument("--skip-failed", action="store_true", help="with --resume: do not retry failed items")
     batch.add_argument("--quiet", action="store_true", help="no progress display")
+    add_timeout_arguments(batch)
 
 
 # ---------------------------------------------------------------- progress
@@ -244,16 +248,21 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 display.line(f"resuming batch {batch_id} (history: {store.path})")
             else:
                 settings = _new_settings(args, target, display)
+                items, problems = check_items(parsed.items, settings)
+                report_row_errors(args.input.name, problems)
+                rejected += len(problems)
+                if not items:
+                    raise UsageError(f"{args.input} has no row that can run with these settings")
                 batch_id = create_batch(
                     store,
-                    parsed.items,
+                    items,
                     settings,
                     title=args.title or args.input.name,
                     source=str(args.input.resolve()),
                     source_data=data,
                     concurrency=args.concurrency,
                 )
-                display.line(f"batch {batch_id}: {len(parsed.items)} items (history: {store.path})")
+                display.line(f"batch {batch_id}: {len(items)} items (history: {store.path})")
             cap = concurrency_cap(settings.provider)
             if args.concurrency and args.concurrency > cap:
                 display.line(f"note: concurrency capped at {cap} for {target.provider.label}")
@@ -264,6 +273,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 settings=settings,
                 concurrency=args.concurrency,
                 retry_failed=not args.skip_failed,
+                timeouts=timeouts_from_args(args),
                 on_item=display.item_ended,
             )
             progress = _drive(runner, display)
@@ -276,7 +286,12 @@ def _new_settings(args: argparse.Namespace, target: Any, display: BatchDisplay) 
 
     settings = spec_from_args(_with_defaults(args), target, "")
     settings.messages = [{"role": "system", "content": args.system}] if args.system else []
-    with Client(target.base_url, target.api_key, key_hint=target.provider.key_hint()) as client:
+    with Client(
+        target.base_url,
+        target.api_key,
+        key_hint=target.provider.key_hint(),
+        timeouts=timeouts_from_args(args),
+    ) as client:
         apply_model_meta(settings, client, display, keep_window=bool(args.context_window))  # type: ignore[arg-type]
     return settings
 

@@ -6,15 +6,19 @@ import argparse
 import contextlib
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
 from core.errors import ConfigError
 from core.keys import resolve_api_key
 from core.providers import DEFAULT_PROVIDER, PROVIDERS, Provider, get_provider
 from core.types import Delta, Event, Notice, Retrying, RoundFinished, RoundStarted
+from core.validation import parse_number
+
+if TYPE_CHECKING:
+    from core.client import Timeouts
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 NORMAL_STOPS = frozenset({"finished", "max_rounds", "target_reached", "context_exhausted", "cost_limit"})
@@ -22,6 +26,48 @@ NORMAL_STOPS = frozenset({"finished", "max_rounds", "target_reached", "context_e
 
 class UsageError(Exception):
     """Bad command-line input: exit 2 with the message."""
+
+
+def number(name: str) -> Callable[[str], Any]:
+    """An argparse type for parameter ``name``, checked by :mod:`core.validation` (one set of rules)."""
+
+    def parse(text: str) -> int | float:
+        try:
+            return parse_number(name, text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = name  # argparse names the type in its own messages
+    return parse
+
+
+def add_timeout_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--connect-timeout``, ``--idle-timeout``, ``--round-timeout`` (seconds; defaults from Timeouts)."""
+    from core.client import Timeouts
+
+    default = Timeouts()
+    for name, what in (
+        ("connect", "to open a connection"),
+        ("idle", "of silence between bytes of an answer (keep-alive comments count as activity)"),
+        ("round", "for one whole round; past it the round ends and a recovery round continues"),
+    ):
+        parser.add_argument(
+            f"--{name}-timeout",
+            type=number(f"{name}_timeout"),
+            metavar="S",
+            help=f"seconds {what} (default {getattr(default, name):g})",
+        )
+
+
+def timeouts_from_args(args: argparse.Namespace) -> Timeouts:
+    from core.client import Timeouts
+
+    given = {
+        name: getattr(args, f"{name}_timeout")
+        for name in ("connect", "idle", "round")
+        if getattr(args, f"{name}_timeout", None) is not None
+    }
+    return Timeouts(**given)
 
 
 def positive_int(text: str) -> int:
@@ -34,14 +80,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def temperature(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value <= 2.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 2, got {value}")
-    return value
+temperature = number("temperature")
 
 
 def non_negative_float(text: str) -> float:

@@ -7,7 +7,7 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.cli.common import (
     EXIT_ERROR,
@@ -17,14 +17,19 @@ from core.cli.common import (
     Target,
     UsageError,
     add_target_arguments,
-    non_negative_float,
+    add_timeout_arguments,
+    number,
     open_target,
-    positive_int,
     temperature,
+    timeouts_from_args,
 )
 from core.errors import ContinuumError
 from core.providers import PROVIDERS
 from core.types import STRATEGIES, CancelToken, RunFinished, RunResult, RunSpec, RunStarted
+from core.validation import validate_spec
+
+if TYPE_CHECKING:
+    from core.client import Timeouts
 
 
 def add_run_parser(sub: Any) -> None:
@@ -42,34 +47,42 @@ def add_run_parser(sub: Any) -> None:
     run.add_argument("--seed", type=int, help="sampling seed, for servers that support it")
     run.add_argument("--title", help="a short name for the run")
     add_output_arguments(run)
+    add_timeout_arguments(run)
 
     probe = sub.add_parser("probe", help="does this server continue an assistant prefill?")
     add_target_arguments(probe)
     probe.add_argument("--strategy", choices=STRATEGIES, default="prefill")
+    add_timeout_arguments(probe)
 
     models = sub.add_parser("models", help="list the server's models with context length and prices")
     add_target_arguments(models)
+    add_timeout_arguments(models)
 
 
 def add_limit_arguments(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     parser.add_argument(
-        "--max-tokens", type=positive_int, default=4096 if defaults else None, help="max tokens per round"
+        "--max-tokens",
+        type=number("max_tokens"),
+        default=4096 if defaults else None,
+        help="max tokens per round",
     )
     parser.add_argument(
         "--max-rounds",
-        type=positive_int,
+        type=number("max_rounds"),
         default=20 if defaults else None,
         help="stop after this many rounds",
     )
     parser.add_argument(
-        "--target-tokens", type=positive_int, help="stop once the answer has this many tokens"
+        "--target-tokens", type=number("target_tokens"), help="stop once the answer has this many tokens"
     )
-    parser.add_argument("--context-window", type=positive_int, help="the model's context window in tokens")
+    parser.add_argument(
+        "--context-window", type=number("context_window"), help="the model's context window in tokens"
+    )
     parser.add_argument(
         "--strategy", choices=STRATEGIES, help="continuation strategy (default: the provider's)"
     )
     parser.add_argument(
-        "--cost-limit", type=non_negative_float, help="stop before the cost passes this (USD)"
+        "--cost-limit", type=number("cost_limit"), help="stop before the cost passes this (USD)"
     )
 
 
@@ -88,10 +101,17 @@ def _read_prompt(args: argparse.Namespace) -> str:
     else:
         try:
             text = args.prompt_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read the prompt file {args.prompt_file}: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise UsageError(
+                f"the prompt file {args.prompt_file} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+                f"at offset {exc.start:,}); save it as UTF-8"
+            ) from None
+        except OSError as exc:
+            raise UsageError(
+                f"cannot read the prompt file {args.prompt_file}: {exc.strerror or exc}"
+            ) from None
     if not text.strip():
-        raise UsageError("the prompt is empty")
+        raise UsageError("the prompt is empty: write what the model should answer")
     return text
 
 
@@ -160,18 +180,25 @@ def execute(
     save: bool,
     resume: RunResult | None = None,
     keep_window: bool = False,
+    timeouts: Timeouts | None = None,
 ) -> RunFinished:
-    """Run the engine with a progress line, recording to the history unless ``save`` is False."""
+    """Run the engine with a progress line, recording to the history unless ``save`` is False.
+
+    The spec is validated (:func:`core.validation.validate_spec`) once the model's
+    window is known and before the prompt is sent: a ConfigError (exit 2) names
+    every problem.
+    """
     from core.client import Client
     from core.engine import run as run_engine
 
-    client = Client(target.base_url, target.api_key, key_hint=target.provider.key_hint())
+    client = Client(target.base_url, target.api_key, key_hint=target.provider.key_hint(), timeouts=timeouts)
     progress = Progress(sys.stderr, spec.context_window, enabled=not quiet)
     cancel = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     store = recorder = None
     try:
         apply_model_meta(spec, client, progress, keep_window=keep_window)
+        validate_spec(spec)
         progress.window = spec.context_window
         events = run_engine(spec, api_key=target.api_key, cancel=cancel, resume=resume, client=client)
         if save:
@@ -236,9 +263,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     ) as target:
         spec = spec_from_args(args, target, prompt)
         finished = execute(
-            spec, target, quiet=args.quiet, save=not args.no_save, keep_window=bool(args.context_window)
+            spec,
+            target,
+            quiet=args.quiet,
+            save=not args.no_save,
+            keep_window=bool(args.context_window),
+            timeouts=timeouts_from_args(args),
         )
     return report(args, finished)
+
+
+def _timeouts_given(args: argparse.Namespace) -> bool:
+    return any(getattr(args, f"{n}_timeout", None) is not None for n in ("connect", "idle", "round"))
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -247,7 +283,13 @@ def cmd_probe(args: argparse.Namespace) -> int:
     with open_target(
         args.provider, base_url=args.base_url, model=args.model, api_key_env=args.api_key_env
     ) as target:
-        result = probe(target.base_url, target.model, api_key=target.api_key, strategy=args.strategy)
+        result = probe(
+            target.base_url,
+            target.model,
+            api_key=target.api_key,
+            strategy=args.strategy,
+            timeouts=timeouts_from_args(args) if _timeouts_given(args) else None,
+        )
     print(f"verdict: {result.verdict}")
     print(f"sample: {result.sample!r}")
     print(f"advice: {result.advice}")
@@ -261,7 +303,12 @@ def cmd_models(args: argparse.Namespace) -> int:
         open_target(
             args.provider, base_url=args.base_url, model=args.model, api_key_env=args.api_key_env
         ) as target,
-        Client(target.base_url, target.api_key, key_hint=target.provider.key_hint()) as client,
+        Client(
+            target.base_url,
+            target.api_key,
+            key_hint=target.provider.key_hint(),
+            timeouts=timeouts_from_args(args),
+        ) as client,
     ):
         models = client.list_models()
     print(f"{'model':<50} {'context':>9} {'max out':>9} {'$/M in':>8} {'$/M out':>8}")

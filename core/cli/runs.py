@@ -8,7 +8,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.cli.common import EXIT_ERROR, EXIT_OK, UsageError, open_target, positive_int, url_path
+from core.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    UsageError,
+    add_timeout_arguments,
+    open_target,
+    positive_int,
+    timeouts_from_args,
+    url_path,
+)
 from core.cli.run import add_limit_arguments, add_output_arguments, execute, report
 from core.store import RUN_STATUSES, Store, StoreError
 
@@ -42,6 +51,7 @@ def add_runs_parser(sub: Any) -> None:
     resume.add_argument("--base-url", help="another base URL for the same provider")
     resume.add_argument("--demo-rate", type=float, default=0.0, help="demo runs: tokens per second")
     add_output_arguments(resume)
+    add_timeout_arguments(resume)
 
     delete = verbs.add_parser("delete", help="delete a run and its rounds")
     delete.add_argument("run_id")
@@ -178,7 +188,13 @@ def _resume(run_id: str, args: argparse.Namespace) -> int:
         spec.base_url = target.base_url
         try:
             finished = execute(
-                spec, target, quiet=args.quiet, save=not args.no_save, resume=result, keep_window=True
+                spec,
+                target,
+                quiet=args.quiet,
+                save=not args.no_save,
+                resume=result,
+                keep_window=True,
+                timeouts=timeouts_from_args(args),
             )
         except StoreError as exc:
             print(f"error: {exc}", file=sys.stderr)
