@@ -15,6 +15,8 @@ from pages import _common as common
 ROOT = Path(__file__).parent
 
 st.set_page_config(page_title="Continuum", page_icon=":material/all_inclusive:", layout="wide")
+if not common.access_gate():  # a shared server asks for its access password before anything else
+    st.stop()
 
 pages = [st.Page("pages/studio.py", title="Studio", icon=":material/edit_note:", default=True)]
 # Hook for the history issue: these pages appear once their files exist.
@@ -32,7 +34,9 @@ page = st.navigation(pages)
 with st.sidebar:
     provider = common.provider()
     st.markdown(f"**{provider.label}**")
-    st.caption(f"Model: `{common.model_for(provider)}`")
+    model = common.model_for(provider)
+    st.caption(f"Model: `{model}`" if model else "Model: none chosen yet")
     st.caption(common.key_status(provider))
 
+common.mark_routed()
 page.run()

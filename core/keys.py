@@ -2,12 +2,14 @@
 
 Keys are looked up at call time and handed straight to the client. Nothing in
 Continuum stores, logs or exports them; :func:`redact` scrubs one out of any
-text that might be shown.
+text that might be shown, and :func:`remember_secret` out of library logs.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -91,3 +93,52 @@ def redact(text: str, *secrets: str | None) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[redacted]")
     return text
+
+
+# ------------------------------------------------------------------ keys out of library logs
+
+# Libraries log what servers send: httpcore, at DEBUG, logs every response's headers, so a
+# server or proxy that echoes the Authorization header back would put the key in the log.
+# Every key a Client is given is remembered here (this process only, never written
+# anywhere) and scrubbed from the records of those loggers.
+LIBRARY_LOGGERS = (
+    "httpx",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+_MAX_REMEMBERED = 1000
+_remembered: dict[str, None] = {}  # insertion-ordered: the oldest is forgotten first
+_remembered_lock = threading.Lock()
+
+
+def remember_secret(secret: str | None) -> None:
+    """Scrub ``secret`` (4+ characters) from library log records from now on."""
+    if not secret or len(secret) < 4:
+        return
+    with _remembered_lock:
+        _remembered.pop(secret, None)
+        _remembered[secret] = None
+        while len(_remembered) > _MAX_REMEMBERED:
+            del _remembered[next(iter(_remembered))]
+
+
+class SecretLogFilter(logging.Filter):
+    """Replaces remembered secrets in a record's message (arguments formatted first)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with _remembered_lock:
+            secrets = list(_remembered)
+        if secrets:
+            message = record.getMessage()
+            clean = redact(message, *secrets)
+            if clean != message:
+                record.msg, record.args = clean, None
+        return True
+
+
+_LOG_FILTER = SecretLogFilter()
+for _name in LIBRARY_LOGGERS:
+    logging.getLogger(_name).addFilter(_LOG_FILTER)

@@ -15,6 +15,7 @@ the next one, so each block renders as valid Markdown on its own.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 
@@ -76,9 +77,75 @@ def escape_dollars(text: str, fence: str | None) -> str:
     return "\n".join(out)
 
 
+# Links in model output: Streamlit drops javascript: URLs but keeps others (data:text/html…);
+# only these schemes stay links, the rest is shown as text.
+_SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
+_SAFE_DATA = re.compile(r"data:image/(?:png|jpeg|gif|webp)[;,]", re.IGNORECASE)
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+_REF_DEF = re.compile(r"^( {0,3})(\[(?:[^\]\\]|\\.)+\]:)(.*)$")
+_AUTOLINK = re.compile(r"<([A-Za-z][A-Za-z0-9+.\-]{1,31}):[^\s<>]*>")
+
+
+def unsafe_url(destination: str) -> bool:
+    """Whether a Markdown link destination would be a live link with a scheme other than
+    http(s)/mailto (entities and escapes decoded, whitespace and controls removed as browsers do)."""
+    url = re.sub(r"\\(.)", r"\1", html.unescape(destination))
+    url = "".join(c for c in url if c > " " and c != "\x7f").lstrip("<")
+    match = _SCHEME.match(url)
+    if not match or match.group(1).lower() in _SAFE_SCHEMES:
+        return False
+    return not (match.group(1).lower() == "data" and _SAFE_DATA.match(url))
+
+
+def _destination(rest: str) -> str:
+    rest = rest.lstrip()
+    if rest.startswith("<"):
+        return rest[: rest.find(">") + 1 or None]
+    return re.split(r"[\s)]", rest, maxsplit=1)[0]
+
+
+def _defang_inline(part: str) -> str:
+    out, start = [], 0
+    while (at := part.find("](", start)) >= 0:
+        out.append(part[start:at])
+        out.append("]\\(" if unsafe_url(_destination(part[at + 2 :])) else "](")
+        start = at + 2
+    out.append(part[start:])
+    text = "".join(out)
+    return _AUTOLINK.sub(lambda m: "\\" + m.group(0) if unsafe_url(m.group(0)[1:-1]) else m.group(0), text)
+
+
+def safe_links(text: str, fence: str | None) -> str:
+    """``text`` with links, images, reference definitions and autolinks whose scheme is not
+    http, https, mailto (or a data: image) turned into plain text; code is left alone."""
+    if ":" not in text and "&" not in text:
+        return text
+    lines = text.split("\n")
+    out = []
+    for i, line in enumerate(lines):
+        match = FENCE_RE.match(line)
+        if fence is not None:
+            out.append(line)
+            if match and match.group(1)[0] == _fence_marker(fence)[0] and not match.group(2).strip():
+                fence = None
+            continue
+        if match and not (match.group(1)[0] == "`" and "`" in match.group(2)):
+            fence = line.strip()
+            out.append(line)
+            continue
+        ref = _REF_DEF.match(line)
+        if ref:
+            dest = _destination(ref.group(3)) or (_destination(lines[i + 1]) if i + 1 < len(lines) else "")
+            if unsafe_url(dest):
+                line = f"{ref.group(1)}\\{ref.group(2)}{ref.group(3)}"
+        parts = re.split(r"(`+[^`]*`+)", line)  # inline code spans stay as they are
+        out.append("".join(p if p.startswith("`") else _defang_inline(p) for p in parts))
+    return "\n".join(out)
+
+
 def to_markdown(text: str, fence_before: str | None, *, close: bool) -> str:
-    """``text`` ready for ``st.markdown``: fences re-opened/closed, ``$`` escaped."""
-    body = escape_dollars(text, fence_before)
+    """``text`` ready for ``st.markdown``: fences re-opened/closed, ``$`` escaped, unsafe links defused."""
+    body = safe_links(escape_dollars(text, fence_before), fence_before)
     if fence_before is not None:
         body = f"{fence_before}\n{body}"
     if close:

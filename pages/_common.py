@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from core import access
 from core.jobs import Job, JobManager, recording_runner
 from core.keys import find_api_key
 from core.providers import DEFAULT_PROVIDER, PROVIDERS, Provider, get_provider
@@ -89,6 +94,97 @@ def fresh_container(parent: Any = None, **kwargs: Any) -> Any:
     return slot.container(**kwargs)
 
 
+# ---------------------------------------------------------------- access (shared deployments)
+
+ACCESS_GRANTED = "access_granted"  # session state: this session gave the access password
+
+
+_run = threading.local()  # per script thread: did app.py route the page being run?
+
+
+def mark_routed() -> None:
+    """Called by ``app.py`` on every run, right before it runs the chosen page."""
+    _run.routed = True
+
+
+def ensure_routed() -> None:
+    """The first call of every page: make sure it was reached through ``app.py`` (and its access gate).
+
+    Until ``st.navigation`` has run once in the process, Streamlit 1.67 treats a
+    folder named ``pages/`` as an old-style multipage app: a first request for
+    ``/settings`` runs ``pages/settings.py`` without ``app.py``. Such a run
+    switches that mode off and starts again, through the router. (A page run on
+    its own as the main script, as AppTest does, is left alone.)
+    """
+    routed = getattr(_run, "routed", False)
+    _run.routed = False
+    ctx = get_script_run_ctx()
+    if routed or ctx is None or Path(ctx.main_script_path).name != "app.py":
+        return
+    PagesManager.uses_pages_directory = False
+    st.rerun()
+
+
+def listen_address() -> str:
+    """Where this server listens (``server.address``; empty: every interface, Streamlit's default)."""
+    if st.get_option("global.appTest"):
+        return "127.0.0.1"  # AppTest runs the script in this process: nothing listens
+    return str(st.get_option("server.address") or "")
+
+
+def access_gate() -> bool:
+    """Before anything else on a shared server, ask for ``access_password`` from the secrets.
+
+    Shared: the server listens beyond loopback (or ``CONTINUUM_SHARED=1``). With
+    a server-side key (secrets or environment) the session must give the
+    password first; without a configured password the app refuses to serve at
+    all rather than hand the key to anyone who can reach it. Shared servers
+    also refuse internal addresses (:mod:`core.access`). Returns whether the
+    session may go on; if not, the gate is the only page (``app.py`` stops).
+    """
+    address = listen_address()
+    access.set_shared(not access.is_loopback_listener(address))  # CONTINUUM_SHARED=1 is read apart
+    if st.session_state.get(ACCESS_GRANTED):
+        return True
+    config = secrets()
+    if not access.needs_password(address, config):
+        return True
+    expected = config.get("access_password")
+    gate = st.Page(
+        lambda: _gate_page(expected), title="Continuum", icon=":material/lock:", url_path="sign-in"
+    )
+    st.navigation([gate], position="hidden").run()
+    return False
+
+
+def _gate_page(expected: object) -> None:
+    _, middle, _ = st.columns([1, 2, 1])
+    with middle:
+        _gate_form(expected)
+
+
+def _gate_form(expected: object) -> None:
+    st.title("Continuum")
+    if not isinstance(expected, str) or not expected:
+        st.error(
+            "**This server is reachable from other machines and holds an API key, but no access "
+            "password is set, so it will not serve that key.** Whoever runs it: set "
+            "`access_password` in `.streamlit/secrets.toml`, or listen on 127.0.0.1 only, "
+            "or remove the server-side key.",
+            icon=":material/lock:",
+        )
+        return
+    with st.form("access_form", clear_on_submit=True):
+        st.markdown("This Continuum is shared. Enter the access password to continue.")
+        given = st.text_input("Access password", type="password", key="access_password_input")
+        entered = st.form_submit_button("Enter", icon=":material/lock_open:")
+    if entered:
+        if access.password_matches(given, expected):
+            st.session_state[ACCESS_GRANTED] = True
+            st.rerun()
+        st.error("That is not the access password.")
+
+
 # ---------------------------------------------------------------- session settings
 
 
@@ -111,12 +207,26 @@ def secrets() -> Mapping[str, Any]:
     return {}
 
 
-def key_for(provider_id: str, settings: Settings | None = None) -> tuple[str | None, str | None]:
-    """(key, source) for a provider: session, then secrets, then environment."""
+def key_for(
+    provider_id: str, settings: Settings | None = None, *, base_url: str | None = None
+) -> tuple[str | None, str | None]:
+    """(key, source) for a provider: session, then secrets, then environment.
+
+    On a shared server a key from the secrets or the environment is withheld,
+    ``(None, "withheld")``, when the request goes elsewhere than the provider's
+    own base URL or the allow-list (:func:`core.access.server_key_may_go_to`):
+    ``base_url`` (a stored run's, when resuming), else the session's setting.
+    """
     settings = settings or get_settings()
-    return find_api_key(
+    key, source = find_api_key(
         provider_id, session_key=settings.keys.get(provider_id), secrets=secrets(), environ=os.environ
     )
+    if key and source != "session" and access.is_shared():
+        p = get_provider(provider_id)
+        target = base_url or base_url_for(p, settings)
+        if not p.is_demo and not access.server_key_may_go_to(p.base_url, target):
+            return None, "withheld"
+    return key, source
 
 
 def configured_providers() -> list[str]:
@@ -145,10 +255,10 @@ def provider() -> Provider:
     return get_provider(get_settings().provider)
 
 
-def base_url_for(p: Provider) -> str:
+def base_url_for(p: Provider, settings: Settings | None = None) -> str:
     if p.is_demo:
         return demo_base_url()
-    return get_settings().base_urls.get(p.id) or p.base_url
+    return (settings or get_settings()).base_urls.get(p.id) or p.base_url
 
 
 def model_for(p: Provider) -> str:
@@ -160,6 +270,8 @@ def key_status(p: Provider) -> str:
     if p.is_demo:
         return "No key needed: the demo model runs inside this app."
     key, source = key_for(p.id)
+    if source == "withheld":
+        return "Server key not used: a shared server sends it only to the provider's own URL (or an allowed one)."
     if key:
         where = {"session": "pasted in Settings (this session only)", "secrets": "from secrets.toml"}
         env = " / ".join(p.key_envs)

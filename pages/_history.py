@@ -238,7 +238,7 @@ def start_resume(run_id: str, options: ResumeOptions) -> str:
         return f"This run used an unknown provider ({result.spec.provider!r}); it cannot be resumed here."
     demo = common.demo_base_url() if provider.is_demo else None
     spec = resume_spec(result, options, demo)
-    key, _ = common.key_for(provider.id)
+    key, _ = common.key_for(provider.id, base_url=spec.base_url)  # a shared server's key: its own URL only
     if provider.needs_key and not key:
         return f"No API key for {provider.label}: {provider.key_hint()}."
     if not spec.base_url:

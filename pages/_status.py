@@ -10,6 +10,7 @@ import streamlit as st
 
 from core.jobs import Gauge, LiveRound, Snapshot
 from core.types import ErrorInfo, Round
+from pages._blocks import safe_links
 
 STOP_MESSAGES = {
     "finished": "The model finished on its own.",
@@ -50,7 +51,8 @@ def error_title(info: ErrorInfo) -> str:
 
 
 def show_error(info: ErrorInfo, target: Any = None) -> None:
-    (target or st).error(f"**{error_title(info)}.** {info.message}", icon=":material/error:")
+    message = safe_links(info.message, None)  # the server's own words: only http(s) links stay links
+    (target or st).error(f"**{error_title(info)}.** {message}", icon=":material/error:")
 
 
 # ---------------------------------------------------------------- formatting

@@ -17,6 +17,7 @@ from core.batch import (
     BatchRunner,
     InputError,
     ParsedInput,
+    check_items,
     concurrency_cap,
     create_batch,
     export_batch,
@@ -31,6 +32,9 @@ from core.store import Batches
 from core.types import STRATEGIES
 from pages import _common as common
 from pages._history import history
+from pages._timeouts import session_timeouts
+
+common.ensure_routed()  # reached without app.py (Streamlit's old pages/ mode): go through it
 
 BATCH_PARAM = "batch"  # the URL query parameter holding the batch on screen
 STATUS_EVERY = 0.5  # seconds between updates of the progress while a batch runs
@@ -147,10 +151,16 @@ def _start() -> None:
     if not settings.base_url:
         _flash("error", f"{p.label} needs a base URL: set it in Settings.")
         return
+    items, problems = check_items(parsed.items, settings)
+    if not items:
+        _flash("error", "No row can run with these settings: " + "; ".join(str(e) for e in problems[:3]))
+        return
+    if problems:
+        _flash("warning", f"{len(problems)} problem(s) skipped: " + "; ".join(str(e) for e in problems[:3]))
     store = history()
     batch_id = create_batch(
         store,
-        parsed.items,
+        items,
         settings,
         title=name,
         source=name,
@@ -158,7 +168,7 @@ def _start() -> None:
         concurrency=int(state.get("batch_concurrency") or DEFAULT_CONCURRENCY),
     )
     try:
-        batch_manager().start(BatchRunner(store, batch_id, api_key=key))
+        batch_manager().start(BatchRunner(store, batch_id, api_key=key, timeouts=session_timeouts()))
     except ContinuumError as exc:
         _flash("error", str(exc))
     _show_batch(batch_id)
@@ -174,12 +184,14 @@ def _resume(batch_id: str) -> None:
     p = get_provider(settings.provider)
     if p.is_demo:
         settings.base_url = common.base_url_for(p)  # this process's demo model
-    key, _ = common.key_for(p.id)
+    key, _ = common.key_for(p.id, base_url=settings.base_url)  # a shared server's key: its own URL only
     if p.needs_key and not key:
         _flash("error", f"No API key for {p.label}: {p.key_hint()}.")
         return
     try:
-        batch_manager().start(BatchRunner(store, batch_id, api_key=key, settings=settings))
+        batch_manager().start(
+            BatchRunner(store, batch_id, api_key=key, settings=settings, timeouts=session_timeouts())
+        )
     except ContinuumError as exc:
         _flash("error", str(exc))
 

@@ -8,8 +8,11 @@ import streamlit as st
 
 from core.store import RunSummary
 from core.types import STRATEGIES, RunResult
+from pages import _common as common
 from pages import _history as history
 from pages._history_view import render_run
+
+common.ensure_routed()  # reached without app.py (Streamlit's old pages/ mode): go through it
 
 PAGE_SIZE = 200
 ANY = "All"
