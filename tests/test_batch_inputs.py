@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from core.batch import InputError, parse_items
+from core.batch import BatchItem, InputError, check_items, parse_items
+from core.types import RunSpec
 
 
 def jsonl(*rows: object) -> str:
@@ -165,3 +166,16 @@ def test_items_survive_a_round_trip_through_a_dict() -> None:
         jsonl({"id": "a", "prompt": "p", "system": "s", "max_tokens": 5, "x": 1}), "p.jsonl"
     ).items[0]
     assert type(item).from_dict(json.loads(json.dumps(item.to_dict()))) == item
+
+
+def test_rows_that_cannot_run_with_the_settings_become_row_errors_and_the_others_stay() -> None:
+    settings = RunSpec(messages=[], base_url="http://127.0.0.1:1/v1", model="demo", context_window=8192)
+    items = [
+        BatchItem(id="ok", prompt="Write 100 tokens about owls", line=2),
+        BatchItem(id="huge", prompt="word " * 40_000, line=3),
+        BatchItem(id="zero", prompt="hi", overrides={"max_tokens": 0}, line=4),
+    ]
+    good, errors = check_items(items, settings)
+    assert [i.id for i in good] == ["ok"]
+    assert [(e.line, e.column) for e in errors] == [(3, "prompt"), (4, "max_tokens")]
+    assert "8,192" in errors[0].message and "window" in errors[0].message

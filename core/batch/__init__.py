@@ -33,6 +33,7 @@ from core.batch.progress import ITEM_STATUSES, BatchProgress, ItemProgress, stor
 from core.batch.runner import BatchRunner
 from core.batch.specs import (
     DEFAULT_CONCURRENCY,
+    check_items,
     concurrency_cap,
     effective_concurrency,
     item_spec,
@@ -58,6 +59,7 @@ __all__ = [
     "RowError",
     "Slot",
     "batch_results",
+    "check_items",
     "concurrency_cap",
     "create_batch",
     "effective_concurrency",

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from core.batch.inputs import BatchItem
+from core.batch.inputs import BatchItem, RowError
 from core.errors import ConfigError
 from core.providers import get_provider
 from core.types import RunSpec
@@ -78,3 +78,27 @@ def item_spec(settings: RunSpec, item: BatchItem, models: Mapping[str, Any] | No
         if cap:
             changes["output_cap"] = cap
     return dataclasses.replace(settings, **changes)
+
+
+def check_items(
+    items: list[BatchItem], settings: RunSpec, models: Mapping[str, Any] | None = None
+) -> tuple[list[BatchItem], list[RowError]]:
+    """The items that may run with ``settings``, and a row error for each problem of the others.
+
+    The same checks as a single run (:func:`core.validation.spec_problems`): a
+    prompt longer than the model's window, an override out of range… are found
+    before the batch starts, named by line, and do not stop the good rows.
+    """
+    from core.validation import spec_problems  # validation imports the engine's estimates
+
+    good: list[BatchItem] = []
+    errors: list[RowError] = []
+    for item in items:
+        problems = spec_problems(item_spec(settings, item, models))
+        if not problems:
+            good.append(item)
+            continue
+        for problem in problems:
+            column = problem.field if problem.field in item.overrides else "prompt"
+            errors.append(RowError(item.line, column, str(problem)))
+    return good, errors

@@ -1,11 +1,13 @@
 """Which process owns a running run, and whether that process still exists.
 
 A run being written is stamped with its owner: host name, pid and (on Linux)
-the process start time from ``/proc/<pid>/stat``, so a pid reused by an
-unrelated process after a crash is not mistaken for the owner. A zombie (killed,
-not yet reaped) counts as dead. Inside this process, a run counts as owned
-only while a Recorder has claimed it (``claim_run`` / ``release_run``), so a
-run left behind by a crashed worker thread is detected too.
+the process start time from ``/proc/<pid>/stat`` with the kernel's boot id
+(``ticks@boot-id``), so a pid reused by an unrelated process after a crash, or
+after a reboot (when boot-time services get the same pids and start ticks), is
+not mistaken for the owner. A zombie (killed, not yet reaped) counts as dead.
+Inside this process, a run counts as owned only while a Recorder has claimed
+it (``claim_run`` / ``release_run``), so a run left behind by a crashed worker
+thread is detected too.
 """
 
 from __future__ import annotations
@@ -36,9 +38,23 @@ def _proc_stat(pid: int) -> list[str] | None:
     return rest.split()  # rest[0] is field 3 (state), rest[19] is field 22 (starttime)
 
 
+@lru_cache(maxsize=1)
+def boot_id() -> str | None:
+    """This boot of the kernel (Linux), None where unknown."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
+
+
 def process_started(pid: int) -> str | None:
+    """The process's start time as ``ticks@boot-id`` (plain ``ticks`` without a boot id)."""
     fields = _proc_stat(pid)
-    return fields[19] if fields and len(fields) > 19 else None
+    if not fields or len(fields) <= 19:
+        return None
+    boot = boot_id()
+    return f"{fields[19]}@{boot}" if boot else fields[19]
 
 
 @lru_cache(maxsize=1)
@@ -55,11 +71,14 @@ def is_alive(owner: Owner) -> bool | None:
     """True/False for an owner on this host; None when it cannot be known (another host)."""
     if owner.host != _host():
         return None
+    ticks, _, boot = (owner.started or "").partition("@")
+    if boot and boot != boot_id():
+        return False  # stamped before the last reboot
     fields = _proc_stat(owner.pid)
     if fields is not None:
         if fields[0] in ("Z", "X"):
             return False
-        return owner.started is None or fields[19] == owner.started
+        return not ticks or len(fields) <= 19 or fields[19] == ticks
     if os.path.isdir("/proc/self"):
         return False  # /proc exists but not this pid: gone
     try:

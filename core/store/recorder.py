@@ -18,6 +18,11 @@ What is written when:
 - ``RoundFinished``: the round as the engine assembled it (replacing the live row).
 - ``RunFinished``: status, stop reason, error; rounds the engine changed after
   they finished (held back tails, seam flags) are rewritten; ``result.run_id`` set.
+- Interpreter exit (a Streamlit server stopped by SIGTERM or Ctrl+C, a script
+  that returns while a run streams in a daemon thread): every recorder still
+  recording is closed by an ``atexit`` hook, so the buffered text is saved and
+  the run is left "interrupted". A process killed outright (SIGKILL, a crash)
+  leaves its run "running" with a dead owner: ``Store.mark_interrupted`` finds it.
 
 A database error never breaks the run being recorded: it is logged, kept in
 ``last_error``, and the buffered text is retried on the next write.
@@ -25,10 +30,12 @@ A database error never breaks the run being recorded: it is logged, kept in
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -52,6 +59,33 @@ from .rows import INTERRUPTED, fingerprint, status_for
 from .runs import Store
 
 log = logging.getLogger(__name__)
+
+# Recorders between RunStarted and their end, closed at interpreter exit (close_open_recorders).
+_open_lock = threading.Lock()
+_open: weakref.WeakSet[Recorder] = weakref.WeakSet()
+
+
+def close_open_recorders() -> list[str]:
+    """Close every recorder of this process still recording (their runs become "interrupted").
+
+    Registered with ``atexit``; returns the run ids closed. The worker threads
+    feeding those recorders may go on until the interpreter stops: a closed
+    recorder ignores their events.
+    """
+    with _open_lock:
+        recorders = list(_open)
+    closed = []
+    for recorder in recorders:
+        try:
+            recorder.close()
+        except Exception:  # noqa: BLE001 - exiting: save what can be saved, never raise
+            continue
+        if recorder.run_id is not None:
+            closed.append(recorder.run_id)
+    return closed
+
+
+atexit.register(close_open_recorders)
 
 
 class Recorder:
@@ -290,11 +324,15 @@ class Recorder:
         assert self.run_id is not None
         claim_run(self.run_id)
         self._claimed = True
+        with _open_lock:
+            _open.add(self)
 
     def _release(self) -> None:
         if self._claimed and self.run_id is not None:
             release_run(self.run_id)
             self._claimed = False
+        with _open_lock:
+            _open.discard(self)
         self._stop.set()  # the autoflush thread ends at its next wake-up
 
     def _autoflush_loop(self) -> None:

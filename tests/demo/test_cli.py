@@ -16,9 +16,10 @@ from core.demo.server import build_parser, main
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_the_command_line_serves_with_behaviour_flags_until_stopped() -> None:
+@pytest.mark.parametrize("entry", [["core.demo"], ["core", "demo"]], ids=["core.demo", "core demo"])
+def test_the_command_line_serves_with_behaviour_flags_until_stopped(entry: list[str]) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "core.demo", "--port", "0", "--rate", "0", "--prefill", "ignored"]
+    command = [sys.executable, "-m", *entry, "--port", "0", "--rate", "0", "--prefill", "ignored"]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

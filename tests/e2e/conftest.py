@@ -63,8 +63,11 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0)
     raise RuntimeError(f"streamlit did not become healthy at {url}")
 
 
-def start_app(tmp: Path, demo_rate: str = E2E_DEMO_RATE) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+def start_app(
+    tmp: Path, demo_rate: str = E2E_DEMO_RATE, port: int | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the app on ``port`` (default: a free one) with ``tmp/e2e.sqlite3`` as its history."""
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if k not in PROVIDER_KEY_VARS}
     env.update(
         CONTINUUM_DEMO_RATE=demo_rate,

@@ -234,8 +234,7 @@ def test_a_bad_key_is_explained_without_a_traceback(page, app_url, demo_server):
 
 def test_a_prompt_too_long_for_the_window_is_explained(page, app_url):
     open_studio(page, app_url)
-    generate(page, "Summarise this. " + "lorem ipsum dolor sit amet " * 2000)
-    finished(page)
+    generate(page, "Summarise this. " + "lorem ipsum dolor sit amet " * 2000)  # refused before sending
     page.get_by_text(re.compile(r"leaves no room|too long for the model")).first.wait_for()
     assert "Traceback" not in page.content()
     shot(page, "studio-overflow-light", full_page=False)
