@@ -48,6 +48,9 @@ bench: $(VENV)/.dev-installed chromium
 	$(PY) bench/bench_stream.py
 	$(PY) bench/bench_ui.py
 	$(PY) bench/bench_batch.py
+	$(PY) bench/bench_faults.py
+	$(PY) bench/bench_load.py
+	$(PY) bench/bench_bad_input.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

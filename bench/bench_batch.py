@@ -58,35 +58,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from demo_process import start_demo_process  # noqa: E402  (bench/ is on sys.path)
+
 MODEL = "demo"
 PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(rate: float) -> tuple[subprocess.Popen[bytes], str]:
-    import httpx
-
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "core.demo", "--port", str(port), "--rate", f"{rate:g}"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{base}/models", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("the demo server did not start")
-        time.sleep(0.05)
 
 
 def process_cpu(pid: int) -> float:
@@ -341,7 +316,7 @@ def main() -> None:
     ideal = args.runs * args.rate
     results: dict[str, dict[str, Any]] = {}
     for name in args.only or list(CONTENDERS):
-        proc, base = start_server(args.rate)  # a fresh server each
+        proc, base = start_demo_process(args.rate)  # a fresh server each
         try:
             before, load = process_cpu(proc.pid), os.getloadavg()[0]
             results[name] = run_child(name, base, args)

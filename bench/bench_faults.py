@@ -38,8 +38,6 @@ import json
 import os
 import platform
 import random
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -53,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+from demo_process import start_demo_process  # noqa: E402  (bench/ is on sys.path)
 
 from core import Retrying, RetryPolicy, RunFinished, RunSpec, Timeouts, run  # noqa: E402
 from core.demo import behaviour_url, demo_document, demo_reasoning  # noqa: E402
@@ -76,31 +75,6 @@ IDLE = 0.5
 STALL = 0.8
 RETRY_AFTER = 0.1
 POLICY = RetryPolicy(max_attempts=10, base=0.05, cap=0.4, max_wait=2.0, max_recoveries=8)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "core.demo", "--port", str(port), "--rate", "0"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{base}/models", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("the demo server did not start")
-        time.sleep(0.05)
 
 
 @dataclass
@@ -274,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chaos", type=float, default=0.5, help="probability of a fault per request")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "faults.json")
     args = parser.parse_args(argv)
-    proc, base = start_server()
+    proc, base = start_demo_process()
     try:
         tally, wall = campaign(args.runs, args.threads, args.seed, args.chaos, base)
         stats = httpx.get(base.rsplit("/v1", 1)[0] + "/stats", timeout=5).json()

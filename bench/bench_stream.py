@@ -26,9 +26,7 @@ import json
 import math
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -40,6 +38,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from demo_process import start_demo_process  # noqa: E402  (bench/ is on sys.path)
+
 from core.client import Client  # noqa: E402
 from core.types import Delta, RunSpec  # noqa: E402
 
@@ -48,31 +48,6 @@ PER_REQUEST = 4096  # the demo's output cap
 REQUEST_PROMPT = "Write 30000 tokens about the sea"
 RUN_TOKENS = 28000  # per engine run: about 7 rounds, within demo-32k's window
 RUN_PROMPT = f"Write {RUN_TOKENS} tokens about the sea"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    code = f"from core.demo.server import main; main(['--port', '{port}', '--rate', '0'])"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{base}/models", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("the demo server did not start")
-        time.sleep(0.05)
 
 
 def request_body() -> dict[str, Any]:
@@ -179,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.skip:
         contenders.pop(name, None)
 
-    proc, base = start_server()
+    proc, base = start_demo_process()
     results: dict[str, list[dict[str, float]]] = {name: [] for name in contenders}
     try:
         names = list(contenders)
