@@ -38,5 +38,4 @@ with st.sidebar:
     st.caption(f"Model: `{model}`" if model else "Model: none chosen yet")
     st.caption(common.key_status(provider))
 
-common.mark_routed()
 page.run()

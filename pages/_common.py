@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -99,28 +98,27 @@ def fresh_container(parent: Any = None, **kwargs: Any) -> Any:
 ACCESS_GRANTED = "access_granted"  # session state: this session gave the access password
 
 
-_run = threading.local()  # per script thread: did app.py route the page being run?
-
-
-def mark_routed() -> None:
-    """Called by ``app.py`` on every run, right before it runs the chosen page."""
-    _run.routed = True
-
-
 def ensure_routed() -> None:
     """The first call of every page: make sure it was reached through ``app.py`` (and its access gate).
 
     Until ``st.navigation`` has run once in the process, Streamlit 1.67 treats a
     folder named ``pages/`` as an old-style multipage app: a first request for
-    ``/settings`` runs ``pages/settings.py`` without ``app.py``. Such a run
-    switches that mode off and starts again, through the router. (A page run on
-    its own as the main script, as AppTest does, is left alone.)
+    ``/settings`` runs ``pages/settings.py`` without ``app.py``. Such a run (no
+    ``app.py`` frame below the page) switches that mode off and starts again,
+    through the router. A page run on its own as the main script, and AppTest
+    runs, are left alone.
     """
-    routed = getattr(_run, "routed", False)
-    _run.routed = False
     ctx = get_script_run_ctx()
-    if routed or ctx is None or Path(ctx.main_script_path).name != "app.py":
+    if ctx is None or "streamlit.testing.v1.app_test" in sys.modules:
+        return  # AppTest switches pages without the router and serves nobody: no gate to skip
+    main = os.path.realpath(ctx.main_script_path)
+    if os.path.basename(main) != "app.py":
         return
+    frame = sys._getframe(1)
+    while frame is not None:
+        if os.path.realpath(frame.f_code.co_filename) == main:
+            return  # app.py is running this page
+        frame = frame.f_back
     PagesManager.uses_pages_directory = False
     st.rerun()
 
