@@ -31,6 +31,7 @@ from core.providers import PROVIDERS, get_provider
 from core.store import Batches
 from core.types import STRATEGIES
 from pages import _common as common
+from pages._blocks import safe_links
 from pages._history import history
 from pages._timeouts import session_timeouts
 
@@ -412,7 +413,7 @@ def batch_panel(batch_id: str) -> None:
     p = runner.progress() if runner is not None else stored_progress(store, batch_id)
     settings = record.settings
     created = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created_at))
-    st.subheader(record.title or "Batch")
+    st.subheader(safe_links(record.title or "Batch", None), anchor=False)
     st.caption(
         f"{p.total} prompts · {settings.get('provider', '')} · `{settings.get('model', '')}` · "
         f"concurrency {record.concurrency} · started {created}"

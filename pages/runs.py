@@ -10,6 +10,7 @@ from core.store import RunSummary
 from core.types import STRATEGIES, RunResult
 from pages import _common as common
 from pages import _history as history
+from pages._blocks import safe_links
 from pages._history_view import render_run
 
 common.ensure_routed()  # reached without app.py (Streamlit's old pages/ mode): go through it
@@ -157,7 +158,7 @@ def _drop_delete() -> None:
 
 @st.dialog("Delete this run?", on_dismiss=_drop_delete)
 def confirm_delete(run_id: str, title: str) -> None:
-    st.markdown(f"**{title}**")
+    st.markdown(f"**{safe_links(title, None)}**")
     st.caption("The run, its rounds and its text are removed from the history. This cannot be undone.")
     row = st.container(horizontal=True, horizontal_alignment="right")
     if row.button("Cancel", key="delete_cancel"):
@@ -183,7 +184,7 @@ def open_run(run_id: str) -> None:
         return
     active = summary.status == "running" and store.is_active(run_id)
     with st.container(key="open_run"):
-        st.subheader(summary.display_title or "(no prompt)", anchor=False)
+        st.subheader(safe_links(summary.display_title or "(no prompt)", None), anchor=False)
         spec = result.spec
         st.caption(
             f"{history.when(summary.created_at)} · {spec.provider} · `{spec.model}` · {spec.strategy} · "

@@ -339,3 +339,12 @@ def test_a_duplicate_carries_the_system_prompt_and_settings_into_the_studio_keys
         0.7,
         0,
     )
+
+
+def test_a_run_title_with_a_data_link_is_shown_as_text(app: AppTest, tmp_db: Path, demo_server: str):
+    title = "Notes [open me](data:text/html,<script>alert(1)</script>)"
+    run_id = record_run(tmp_db, demo_server, title=title)
+    at = open_page(app, RUNS, id=run_id)
+    shown = [h.value for h in at.subheader]
+    assert any("open me]\\(data:" in value for value in shown), shown
+    assert not any("](data:" in value for value in shown)
