@@ -55,6 +55,7 @@ from demo_process import start_demo_process  # noqa: E402  (bench/ is on sys.pat
 
 from core import Retrying, RetryPolicy, RunFinished, RunSpec, Timeouts, run  # noqa: E402
 from core.demo import behaviour_url, demo_document, demo_reasoning  # noqa: E402
+from core.demo.tokens import common_prefix_length  # noqa: E402
 
 FAULT_KINDS = ("cut", "429", "429_bare", "500", "502", "503", "stall", "keepalive", "drip")
 SIZES = (150, 400, 800, 1500, 3000)  # demo tokens per answer
@@ -112,20 +113,6 @@ def cause(message: str) -> str:
     return "other: " + message[:80]
 
 
-def common_prefix(a: str, b: str) -> int:
-    n = min(len(a), len(b))
-    if a[:n] == b[:n]:
-        return n
-    lo, hi = 0, n
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[:mid] == b[:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
 def plan_run(i: int, seed: int, base: str, chaos: float) -> tuple[str, RunSpec, Timeouts]:
     rng = random.Random(f"{seed}:{i}")
     ceiling = i % CEILING_EVERY == CEILING_EVERY - 1
@@ -181,7 +168,7 @@ def one_run(i: int, seed: int, base: str, chaos: float, tally: Tally) -> None:
             causes[cause(rnd.error)] += 1
     if group == "ceiling":  # kept apart: these runs have no chaos
         causes = Counter({f"ceiling_runs:{k}": v for k, v in causes.items()})
-    same = common_prefix(got, want)
+    same = common_prefix_length(got, want)
     with tally.lock:
         tally.runs += 1
         tally.groups[group] += 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
@@ -56,12 +57,14 @@ def _fence_marker(fence: str) -> str:
     return match.group(1) if match else "```"
 
 
-def escape_dollars(text: str, fence: str | None) -> str:
-    r"""Escape ``$`` outside code so Streamlit does not read money amounts as LaTeX math."""
-    if "$" not in text:
-        return text
+def _map_prose(text: str, fence: str | None, change: Callable[[str, int, list[str]], str]) -> str:
+    """``text`` with ``change(line, index, lines)`` applied to every line outside fenced code.
+
+    ``fence``: the fence line of a code block still open before ``text`` (None: none is).
+    """
+    lines = text.split("\n")
     out = []
-    for line in text.split("\n"):
+    for i, line in enumerate(lines):
         match = FENCE_RE.match(line)
         if fence is not None:
             out.append(line)
@@ -72,9 +75,22 @@ def escape_dollars(text: str, fence: str | None) -> str:
             fence = line.strip()
             out.append(line)
             continue
-        parts = re.split(r"(`+[^`]*`+)", line)  # keep inline code spans as they are
-        out.append("".join(p if p.startswith("`") else p.replace("$", r"\$") for p in parts))
+        out.append(change(line, i, lines))
     return "\n".join(out)
+
+
+def _outside_code_spans(line: str, change: Callable[[str], str]) -> str:
+    parts = re.split(r"(`+[^`]*`+)", line)  # inline code spans stay as they are
+    return "".join(p if p.startswith("`") else change(p) for p in parts)
+
+
+def escape_dollars(text: str, fence: str | None) -> str:
+    r"""Escape ``$`` outside code so Streamlit does not read money amounts as LaTeX math."""
+    if "$" not in text:
+        return text
+    return _map_prose(
+        text, fence, lambda line, i, lines: _outside_code_spans(line, lambda p: p.replace("$", r"\$"))
+    )
 
 
 # Links in model output: Streamlit drops javascript: URLs but keeps others (data:text/html…);
@@ -120,27 +136,16 @@ def safe_links(text: str, fence: str | None) -> str:
     http, https, mailto (or a data: image) turned into plain text; code is left alone."""
     if ":" not in text and "&" not in text:
         return text
-    lines = text.split("\n")
-    out = []
-    for i, line in enumerate(lines):
-        match = FENCE_RE.match(line)
-        if fence is not None:
-            out.append(line)
-            if match and match.group(1)[0] == _fence_marker(fence)[0] and not match.group(2).strip():
-                fence = None
-            continue
-        if match and not (match.group(1)[0] == "`" and "`" in match.group(2)):
-            fence = line.strip()
-            out.append(line)
-            continue
+
+    def defang(line: str, i: int, lines: list[str]) -> str:
         ref = _REF_DEF.match(line)
         if ref:
             dest = _destination(ref.group(3)) or (_destination(lines[i + 1]) if i + 1 < len(lines) else "")
             if unsafe_url(dest):
                 line = f"{ref.group(1)}\\{ref.group(2)}{ref.group(3)}"
-        parts = re.split(r"(`+[^`]*`+)", line)  # inline code spans stay as they are
-        out.append("".join(p if p.startswith("`") else _defang_inline(p) for p in parts))
-    return "\n".join(out)
+        return _outside_code_spans(line, _defang_inline)
+
+    return _map_prose(text, fence, defang)
 
 
 def to_markdown(text: str, fence_before: str | None, *, close: bool) -> str:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -64,39 +64,34 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0)
 
 
 def start_app(
-    tmp: Path, demo_rate: str = E2E_DEMO_RATE, port: int | None = None
+    tmp: Path,
+    demo_rate: str = E2E_DEMO_RATE,
+    port: int | None = None,
+    *,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start the app on ``port`` (default: a free one) with ``tmp/e2e.sqlite3`` as its history."""
+    """Start the app on ``port`` (default: a free one) with ``tmp/e2e.sqlite3`` as its history.
+
+    ``args``: more ``streamlit run`` options (``--server.address`` among them replaces
+    127.0.0.1); ``env``: variables added to a copy of this environment without provider keys.
+    """
     port = port or free_port()
-    env = {k: v for k, v in os.environ.items() if k not in PROVIDER_KEY_VARS}
-    env.update(
+    full_env = {
+        k: v for k, v in os.environ.items() if k not in PROVIDER_KEY_VARS and k != "CONTINUUM_API_KEY"
+    }
+    full_env.update(
         CONTINUUM_DEMO_RATE=demo_rate,
         CONTINUUM_DB=str(tmp / "e2e.sqlite3"),
         PYTHONPATH=str(ROOT),
         PYTHONUNBUFFERED="1",
     )
+    full_env.update(env or {})
+    address = () if "--server.address" in args else ("--server.address", "127.0.0.1")
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
+    command += ["--server.port", str(port), *address, "--browser.gatherUsageStats", "false", *args]
     log = (tmp / "streamlit.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    proc = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc)

@@ -28,8 +28,7 @@ from playwright.sync_api import expect
 
 from core.demo import behaviour_url, demo_document
 from core.store import Store
-from tests.conftest import PROVIDER_KEY_VARS
-from tests.e2e.conftest import ROOT, free_port, shot, stop_app, wait_healthy
+from tests.e2e.conftest import ROOT, shot, start_app, stop_app
 from tests.e2e.test_studio import choose, download, enabled_input, finished, generate, set_number, status
 from tests.test_pages_runs import record_run
 from tests.test_secrets import files_under, find_leaks, new_sentinel
@@ -45,34 +44,8 @@ DOWNLOADS = ("Download output", "Text", "JSON", "CSV")
 def launch_app(
     tmp: Path, *args: str, env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """``streamlit run app.py`` on a free port (``--server.address 127.0.0.1`` unless ``args`` say otherwise)."""
-    port = free_port()
-    full_env = {
-        k: v for k, v in os.environ.items() if k not in PROVIDER_KEY_VARS and k != "CONTINUUM_API_KEY"
-    }
-    full_env.update(
-        CONTINUUM_DEMO_RATE="1500",
-        CONTINUUM_DB=str(tmp / "app.sqlite3"),
-        PYTHONPATH=str(ROOT),
-        PYTHONUNBUFFERED="1",
-    )
-    full_env.update(env or {})
-    if "--server.address" not in args:
-        args = ("--server.address", "127.0.0.1", *args)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), *args],
-        cwd=ROOT,
-        env=full_env,
-        stdout=(tmp / "streamlit.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc)
-    except Exception:
-        proc.kill()
-        raise
-    return proc, url
+    """The app as start_app starts it, at 1,500 demo tokens/s (``--server.address 127.0.0.1`` unless ``args`` say otherwise)."""
+    return start_app(tmp, "1500", args=args, env=env)
 
 
 @dataclass
@@ -129,7 +102,7 @@ class App:
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     tmp = tmp_path_factory.mktemp("security")
     demo = launch_demo(tmp)
-    db = tmp / "app.sqlite3"
+    db = tmp / "e2e.sqlite3"  # the file start_app gives the app
     env_key = new_sentinel()
     try:
         xss_run = record_run(db, behaviour_url(demo.url, k="stored-xss"), XSS, max_tokens=60)
