@@ -26,6 +26,7 @@ def open_studio(page, url: str) -> None:
 def choose(page, label: str, option: str) -> None:
     box = page.get_by_role("combobox", name=label)
     box.click()
+    box.fill(option)  # filter first: the list is virtualised, a long one may not draw the option
     page.get_by_role("option", name=option, exact=True).click()
     expect(box).to_have_value(option)
 
