@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from core.types import Prices, Round, RunResult, RunSpec
+from core.types import Prices, Round, RunResult, RunSpec, Usage
 
 # Below this many tokens a round cannot do useful work: stop with context_exhausted.
 MIN_ROUND_TOKENS = 16
@@ -76,6 +76,39 @@ class Calibration:
             chars = len(r.text) + len(r.held_back) + len(r.reasoning)
             calib.observe(r.completion_tokens, chars, from_server=not r.completion_estimated)
         return calib
+
+
+def implausible_usage(
+    usage: Usage, *, max_tokens: int, generated_chars: int, sent_chars: int, window: int | None
+) -> list[str]:
+    """Why the server's counts for one round cannot be true (empty: they can). DESIGN §5.
+
+    A count is refused when it is negative, when the completion is more than the
+    request allowed (``max_tokens``; gateways that fill usage in with their own
+    tokenizer over-count), when text arrived but no completion tokens were
+    counted, or when a count is far outside what the characters can hold (a
+    token covers at most 64 characters and is never more than 4 per character).
+    Refused counts are estimated instead.
+    """
+    why: list[str] = []
+    c, p = usage.completion_tokens, usage.prompt_tokens
+    if c < 0:
+        why.append(f"negative completion tokens ({c})")
+    elif c > max_tokens:
+        why.append(f"{c:,} completion tokens for max_tokens {max_tokens:,}")
+    elif generated_chars and (
+        c == 0 or c * 64 < generated_chars or c - usage.reasoning_tokens > 4 * generated_chars + 16
+    ):  # (hidden reasoning tokens aside)
+        why.append(f"{c:,} completion tokens for {generated_chars:,} characters")
+    if p < 0:
+        why.append(f"negative prompt tokens ({p})")
+    elif window and p > window:
+        why.append(f"{p:,} prompt tokens in a window of {window:,}")
+    elif p > 4 * sent_chars + 1024 or (p and p * 64 < sent_chars):
+        why.append(f"{p:,} prompt tokens for {sent_chars:,} characters sent")
+    if usage.cached_tokens < 0 or (p >= 0 and usage.cached_tokens > p):
+        why.append(f"{usage.cached_tokens:,} cached tokens of {p:,} prompt tokens")
+    return why
 
 
 def estimate_completion(chars: int, chunks: int, calib: Calibration) -> int:

@@ -133,6 +133,11 @@ class Client:
     def close(self) -> None:
         self._http.close()
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The key and secret header values this client sends (to keep them out of any text)."""
+        return tuple(self._secrets)
+
     # ------------------------------------------------------------- helpers
 
     def scrub(self, exc: ContinuumError) -> ContinuumError:
@@ -194,23 +199,17 @@ class Client:
 
     # ------------------------------------------------------------- API
 
-    def stream_chat(self, body: dict[str, Any]) -> Stream:
-        """POST {base}/chat/completions as a stream (forces stream and include_usage)."""
-        payload = dict(body)
-        payload["stream"] = True
-        options = dict(payload.get("stream_options") or {})
-        options["include_usage"] = True
-        payload["stream_options"] = options
-        return Stream(self, "/chat/completions", payload)
+    def stream_chat(self, body: dict[str, Any], *, streamed: bool = True) -> Stream:
+        """POST {base}/chat/completions as a stream (forces stream and include_usage).
 
-    def stream_completion(self, body: dict[str, Any]) -> Stream:
-        """POST {base}/completions as a stream (forces stream and include_usage)."""
-        payload = dict(body)
-        payload["stream"] = True
-        options = dict(payload.get("stream_options") or {})
-        options["include_usage"] = True
-        payload["stream_options"] = options
-        return Stream(self, "/completions", payload)
+        ``streamed=False`` sends the same request unstreamed (the answer arrives as one delta):
+        how a round learns why a server sent an empty stream.
+        """
+        return Stream(self, "/chat/completions", _stream_payload(body, streamed))
+
+    def stream_completion(self, body: dict[str, Any], *, streamed: bool = True) -> Stream:
+        """POST {base}/completions as a stream (forces stream and include_usage); see stream_chat."""
+        return Stream(self, "/completions", _stream_payload(body, streamed))
 
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST {base}/chat/completions without streaming; the response object."""
@@ -238,6 +237,18 @@ class Client:
 
 
 # ------------------------------------------------------------------ model list
+
+
+def _stream_payload(body: dict[str, Any], streamed: bool) -> dict[str, Any]:
+    payload = dict(body)
+    payload["stream"] = streamed
+    if streamed:
+        options = dict(payload.get("stream_options") or {})
+        options["include_usage"] = True
+        payload["stream_options"] = options
+    else:
+        payload.pop("stream_options", None)
+    return payload
 
 
 def _number(value: Any) -> float | None:

@@ -26,7 +26,15 @@ from typing import Any
 
 from core import budget, seams
 from core.client import Client, Timeouts
-from core.errors import ConfigError, ContinuumError
+from core.errors import (
+    ConfigError,
+    ContinuumError,
+    PrefillIgnoredError,
+    RateLimitError,
+    ServerError,
+    sentence,
+)
+from core.keys import KEY_PLACEHOLDER
 from core.reasoning import ThinkSplitter
 from core.rounds import Outcome, Plan, RetryPolicy, RoundStreamer
 from core.strategies import Think, get_strategy, prefill_text
@@ -36,6 +44,7 @@ from core.types import (
     ErrorInfo,
     Event,
     Notice,
+    Retrying,
     Round,
     RoundFinished,
     RoundStarted,
@@ -75,6 +84,18 @@ def run(
         yield from runner.events()
     finally:
         runner.close()
+
+
+def final_info(exc: ContinuumError, attempts: int) -> ErrorInfo:
+    """``exc`` as the run's last word: a hint that promised a retry now says the run has stopped."""
+    info = exc.to_info()
+    if exc.retryable:
+        tried = f"Continuum gave up after {attempts} attempts" if attempts > 1 else "The run stopped"
+        info.message = (
+            f"{sentence(exc.message)} {tried}; the text generated so far is kept: resume the run to "
+            "continue from it once the server is well."
+        )
+    return info
 
 
 def _sent_size(body: dict[str, Any]) -> tuple[int, int]:
@@ -125,8 +146,10 @@ class _Runner:
         last = self.result.rounds[-1] if self.result.rounds else None
         self.recovery_next = bool(last and last.error and last.finish_reason is None)
         self.recoveries = 0
+        self.failures = 0  # rounds in a row that the server ended with an error after text
         self.no_progress = 0
         self.told_reasoning = False
+        self.told: set[str] = set()  # kinds of seam flag already told as a Notice
         self.error: ErrorInfo | None = None
         self.produced = self.result.completion_tokens  # running totals, not re-summed per round
         self.spent = self.result.cost or 0.0
@@ -225,7 +248,11 @@ class _Runner:
         if room.exhausted:
             return "context_exhausted"
         last = rounds[-1] if rounds else None
-        held = seams.hold_back(last.text, room.max_tokens) if last and last.text else 0
+        held = (
+            seams.hold_back(last.text, room.max_tokens)
+            if last and last.text and self.strategy.holds_back
+            else 0
+        )
         answer = full[: len(full) - held]
         endpoint, body = self.strategy.build(spec, answer, reasoning, think=think)
         if held:
@@ -237,8 +264,10 @@ class _Runner:
         spent = self.spent + budget.prompt_cost(spec.prices, context)
         if spec.cost_limit is not None and spec.prices is not None and spent > spec.cost_limit:
             return "cost_limit"
+        held_text = ""
         if held and last is not None:  # committed: the previous round gives its tail back
-            last.held_back = last.text[-held:] + last.held_back
+            held_text = last.text[-held:]
+            last.held_back = held_text + last.held_back
             last.text = last.text[:-held]
         prefill = prefill_text(answer, reasoning, think)
         splitter = None
@@ -253,6 +282,7 @@ class _Runner:
             prefill=prefill,
             prompt_estimate=context,
             sent_chars=chars,
+            held_text=held_text,
             reply_filter=self.strategy.reply_filter(prefill),
             splitter=splitter,
         )
@@ -274,10 +304,35 @@ class _Runner:
         rnd.reasoning = reasoning if spec.reasoning == "separate" else ""
         self.reasoning_parts.append(reasoning)
         rnd.finish_reason = got.finish_reason
-        if outcome.error is not None and outcome.kind != "cancelled":
-            rnd.error = str(outcome.error)
+        error = outcome.error
+        if error is not None and outcome.kind != "cancelled":
+            # the round's record says what happened; what the run did next is in its events
+            if outcome.kind in ("broken", "failed"):
+                rnd.error = sentence(error.message)
+            elif outcome.kind == "error":
+                rnd.error = final_info(error, rnd.retries + 1).message
+            else:
+                rnd.error = str(error)
         generated = len(content) + len(reasoning)
         usage = got.usage
+        if usage is not None and (usage.completion_tokens or usage.prompt_tokens):
+            why = budget.implausible_usage(
+                usage,
+                max_tokens=plan.max_tokens,
+                generated_chars=generated,
+                sent_chars=plan.sent_chars,
+                window=self.window,
+            )
+            if why:
+                usage = None
+                rnd.seam_flags.append(
+                    {
+                        "kind": "usage_ignored",
+                        "message": "the server's token counts cannot be true ("
+                        + "; ".join(why)
+                        + "); Continuum estimated them instead",
+                    }
+                )
         if usage is not None and (usage.completion_tokens or usage.prompt_tokens):
             rnd.completion_tokens = usage.completion_tokens
             rnd.cached_tokens = usage.cached_tokens
@@ -298,6 +353,15 @@ class _Runner:
         if rnd.prompt_tokens:
             messages = _sent_size(plan.body)[1]
             self.prev = (plan.sent_chars, messages, rnd.prompt_tokens, rnd.completion_tokens, generated)
+        if got.redacted:
+            rnd.seam_flags.append(
+                {
+                    "kind": "key_redacted",
+                    "message": f"the server echoed the API key inside the text ({got.redacted}×); "
+                    f"replaced by {KEY_PLACEHOLDER} before anything was shown or saved",
+                    "count": got.redacted,
+                }
+            )
         if plan.answer and content:
             self._check_seam(rnd, plan, content)
         elif not plan.answer and plan.prefill and reasoning:
@@ -313,6 +377,9 @@ class _Runner:
             flags.append(restart)
             rnd.text = ""
             return
+        dropped_tail = seams.check_held_back(plan.held_text, content, rnd.index - 1)
+        if dropped_tail is not None:
+            flags.append(dropped_tail)
         if dropped and self.strategy.name == "instruction":
             flags.append(
                 {
@@ -348,14 +415,40 @@ class _Runner:
         if kind == "cancelled":
             return "cancelled"
         if kind == "exhausted":
+            if not self.result.text and not "".join(self.reasoning_parts) and outcome.error is not None:
+                self.error = outcome.error.to_info()  # not even the first round fits: say why
+                return "error"
             return "context_exhausted"
         if kind == "error":
-            self.error = outcome.error.to_info() if outcome.error else None
+            self.error = final_info(outcome.error, rnd.retries + 1) if outcome.error else None
             return "error"
+        for flag in rnd.seam_flags:  # once a run for each kind; every round keeps its flag
+            if flag["kind"] in ("key_redacted", "usage_ignored", "dropped") and flag["kind"] not in self.told:
+                self.told.add(flag["kind"])
+                yield Notice(flag["message"], rnd.index)
+        if kind == "failed":
+            stop = yield from self._back_off(rnd, outcome)
+            if stop:
+                return stop
+        else:
+            self.failures = 0
         for flag in rnd.seam_flags:
-            if flag["kind"] in ("restart", "repetition"):
+            if flag["kind"] == "restart" and kind != "failed":
+                self.error = PrefillIgnoredError(
+                    f"Round {rnd.index} started a new answer instead of continuing the text sent "
+                    f"({flag.get('discarded_chars', 0)} characters discarded): the server ignores the "
+                    f"prefill with the {self.strategy.name} strategy.",
+                    "The text so far is kept. Probe the server (Settings → Probe continuation, or "
+                    "python -m core probe) and resume with a strategy that continues there.",
+                ).to_info()
+                yield Notice(flag["message"], rnd.index)
+                return "error"
+            if flag["kind"] == "repetition":
                 yield Notice(flag["message"], rnd.index)
                 return "repetition"
+        if kind == "failed":
+            self.recovery_next = True
+            return None
         added = len(rnd.text) + len(self.reasoning_parts[-1]) - plan.held
         if kind != "broken":  # a broken stream says nothing about the model: max_recoveries bounds those
             self.no_progress = self.no_progress + 1 if added <= 0 else 0
@@ -367,7 +460,7 @@ class _Runner:
             self.recoveries = self.recoveries + 1 if added <= 0 else 0
             self.recovery_next = True
             if self.recoveries > self.policy.max_recoveries:
-                self.error = outcome.error.to_info() if outcome.error else None
+                self.error = final_info(outcome.error, self.recoveries) if outcome.error else None
                 return "error"
             return None
         self.recoveries = 0
@@ -381,6 +474,24 @@ class _Runner:
         if not finish:
             yield Notice(UNKNOWN_FINISH_NOTICE, rnd.index)
         return "finished"
+
+    def _back_off(self, rnd: Round, outcome: Outcome) -> Generator[Event, None, str | None]:
+        """The server ended a round with an error after some text: wait like for a 5xx, then continue.
+
+        Rounds failing in a row share the retry budget (``RetryPolicy.max_attempts``); the text
+        they kept is checked at its seam like any other (a restart is discarded).
+        """
+        exc = outcome.error
+        self.failures += 1
+        if self.failures >= self.policy.max_attempts or exc is None:
+            self.error = final_info(exc, self.failures) if exc else None
+            return "error"
+        retry_after = exc.retry_after if isinstance(exc, RateLimitError | ServerError) else None
+        wait = self.policy.wait(self.failures, retry_after, self.streamer.rng)
+        yield Retrying(exc.message, wait, self.failures + 1, rnd.index)
+        if self.cancel.wait(wait):
+            return "cancelled"
+        return None
 
     def _restore_held(self) -> None:
         """Give the held-back tail back when the round after it did not regenerate it."""

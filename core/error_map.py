@@ -9,6 +9,7 @@ DeepInfra, llama.cpp and Anthropic, and ``Retry-After`` headers.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -72,6 +73,10 @@ _OVERFLOW_PATTERNS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     (re.compile(rf"maximum context length is {_INT}", re.I), ("context_length",)),
     (re.compile(rf"request has {_INT} input tokens", re.I), ("prompt_tokens",)),
     # DeepInfra: "Requested tokens (9000) exceed context window of 8192"
+    # DeepInfra (400, seen in the wild also as 500): "Requested input length 9000 exceeds maximum
+    # input length 8192" -- the input alone is over the window, so no max_tokens fits
+    (re.compile(rf"requested input length {_INT} exceeds? (?:the )?maximum input length {_INT}", re.I),
+     ("prompt_tokens", "context_length")),
     (re.compile(rf"requested tokens \({_INT}\) exceed context window of {_INT}", re.I),
      ("requested_tokens", "context_length")),
     # Anthropic-style: "prompt is too long: 210000 tokens > 200000 maximum"
@@ -81,7 +86,7 @@ _OVERFLOW_PATTERNS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
 _OVERFLOW_WORDS = re.compile(
     r"context[ _]length|context window|context size|maximum context|exceeds? the (?:model'?s? )?"
     r"(?:context|maximum)|prompt is too long|input is too long|context_length_exceeded"
-    r"|exceed_context_size",
+    r"|exceed_context_size|exceeds? (?:the )?maximum input length",
     re.I,
 )
 _OVERFLOW_CODES = frozenset({"context_length_exceeded", "exceed_context_size_error", "context_too_long"})
@@ -207,22 +212,34 @@ def _clip(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# Gateways put the upstream's Retry-After under their own names (LiteLLM: "llm_provider-retry-after").
+_RETRY_AFTER_HEADERS = ("retry-after", "llm_provider-retry-after", "x-retry-after")
+
+
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date).
+
+    A gateway's copies of them (``llm_provider-retry-after``…) count the same.
+    """
     lower = {k.lower(): v for k, v in headers.items()}
-    value = lower.get("retry-after-ms")
-    if value:
-        try:
-            return max(float(value) / 1000.0, 0.0)
-        except ValueError:
-            pass
-    value = lower.get("retry-after")
+    for name in ("retry-after-ms", "llm_provider-retry-after-ms"):
+        value = lower.get(name)
+        if value:
+            try:
+                ms = float(value)
+            except ValueError:
+                continue
+            if math.isfinite(ms):
+                return max(ms / 1000.0, 0.0)
+    value = next((lower[name] for name in _RETRY_AFTER_HEADERS if lower.get(name)), None)
     if not value:
         return None
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -276,7 +293,7 @@ def error_from_response(
     if not key_sent and not key_hint:
         key_action = "Paste a key in Settings or set the provider's key variable."
 
-    if status in (400, 413, 422) or status == 200:
+    if status in (400, 413, 422) or status == 200 or status >= 500:  # DeepInfra also says it with a 500
         overflow = parse_context_overflow(pmsg, body, status=status, request_id=request_id)
         if overflow is not None:
             return overflow

@@ -12,9 +12,11 @@
     │   │   ├── IdleTimeoutError    no bytes for Timeouts.idle seconds
     │   │   └── RoundTimeoutError   the round ran past Timeouts.round
     │   └── StreamInterrupted       the stream ended without [DONE] or finish_reason
+    │       └── EmptyStreamError    a 200 stream with no chunk at all
     ├── ProtocolError               the server answered, but not as an API would
     │   ├── UnexpectedResponseError an HTML page, JSON where SSE was expected…
-    │   └── MalformedStreamError    a chunk that is not JSON
+    │   ├── MalformedStreamError    a chunk that is not JSON
+    │   └── PrefillIgnoredError     a round started a new answer instead of continuing
     └── APIStatusError              (status, provider_message, request_id, body)
         ├── BadRequestError         400
         │   ├── ContextOverflowError    prompt + max_tokens do not fit the window
@@ -53,11 +55,13 @@ __all__ = [
     "ConnectTimeoutError",
     "ContextOverflowError",
     "ContinuumError",
+    "EmptyStreamError",
     "IdleTimeoutError",
     "MalformedStreamError",
     "NotFoundError",
     "PaymentRequiredError",
     "PermissionDeniedError",
+    "PrefillIgnoredError",
     "PrefillUnsupportedError",
     "ProtocolError",
     "RateLimitError",
@@ -198,6 +202,11 @@ class StreamInterrupted(TransportError):
     """The stream ended without ``[DONE]`` and without a finish_reason."""
 
 
+class EmptyStreamError(StreamInterrupted):
+    """A 200 stream that ended before its first chunk (llama.cpp-family servers answer a request
+    that does not fit this way). The round asks once more without streaming to learn why."""
+
+
 # ------------------------------------------------------------------ protocol
 
 
@@ -222,6 +231,11 @@ class MalformedStreamError(ProtocolError):
     def __init__(self, message: str, hint: str | None = None, *, data: bytes = b"") -> None:
         self.data = data
         super().__init__(message, hint)
+
+
+class PrefillIgnoredError(ProtocolError):
+    """A round started a new answer instead of continuing the one sent: the server ignores the
+    prefill with this strategy (found by a seam check, not sent by the server)."""
 
 
 # ------------------------------------------------------------------ status

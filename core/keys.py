@@ -142,3 +142,49 @@ class SecretLogFilter(logging.Filter):
 _LOG_FILTER = SecretLogFilter()
 for _name in LIBRARY_LOGGERS:
     logging.getLogger(_name).addFilter(_LOG_FILTER)
+
+
+# ------------------------------------------------------------------ keys out of model output
+
+KEY_PLACEHOLDER = "[redacted key]"
+
+
+class StreamRedactor:
+    """Replaces secrets in streamed text, also when one arrives split across chunks.
+
+    A server may echo the key inside the model's text (a misconfigured proxy, a model shown
+    its own request). :meth:`feed` returns the text with every secret replaced by
+    ``[redacted key]``, holding back only a tail that could be the start of a secret (a few
+    characters, released by the next chunk or by :meth:`flush`); ``count`` says how many
+    were replaced. Nothing that reaches the screen, the store or an export has the key.
+    """
+
+    __slots__ = ("_held", "_secrets", "count")
+
+    def __init__(self, secrets: list[str] | tuple[str, ...]) -> None:
+        self._secrets = tuple(s for s in secrets if s and len(s) >= 4)
+        self._held = ""
+        self.count = 0
+
+    def feed(self, text: str) -> str:
+        text = self._held + text
+        for secret in self._secrets:
+            if secret in text:
+                self.count += text.count(secret)
+                text = text.replace(secret, KEY_PLACEHOLDER)
+        keep = 0
+        for secret in self._secrets:  # the longest end of text that begins a secret
+            first = secret[0]
+            start = max(0, len(text) - len(secret) + 1)
+            i = text.find(first, start)
+            while i >= 0:
+                if secret.startswith(text[i:]):
+                    keep = max(keep, len(text) - i)
+                    break
+                i = text.find(first, i + 1)
+        self._held = text[len(text) - keep :] if keep else ""
+        return text[: len(text) - keep] if keep else text
+
+    def flush(self) -> str:
+        held, self._held = self._held, ""
+        return held

@@ -26,12 +26,24 @@ from typing import Any, Literal
 
 from core.budget import MIN_ROUND_TOKENS
 from core.client import Client
-from core.errors import ContextOverflowError, ContinuumError, ProtocolError, RateLimitError, ServerError
+from core.errors import (
+    APIStatusError,
+    ContextOverflowError,
+    ContinuumError,
+    EmptyStreamError,
+    ProtocolError,
+    RateLimitError,
+    ServerError,
+    sentence,
+)
+from core.keys import StreamRedactor
 from core.reasoning import ThinkSplitter
 from core.strategies import ReplyFilter, Think
-from core.types import CancelToken, Delta, Event, Notice, Retrying, Round, RunSpec, Usage
+from core.types import CancelToken, Delta, Event, Notice, Retrying, Round, RunSpec, StreamDelta, Usage
 
-OutcomeKind = Literal["ok", "broken", "cancelled", "error", "exhausted"]
+OutcomeKind = Literal["ok", "broken", "failed", "cancelled", "error", "exhausted"]
+# ok: the round ended with a finish_reason · broken: the stream was cut after text (a transport
+# failure: continue at once) · failed: the server sent an error after text (back off, then continue)
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,8 @@ class Plan:
     reply_filter: ReplyFilter | None = None
     splitter: ThinkSplitter | None = None
     lowered: bool = False  # max_tokens was lowered once after a context overflow
+    unstreamed: bool = False  # asked once without streaming, after an empty stream
+    held_text: str = ""  # the previous round's tail held back for this round to rewrite
     window: int | None = None  # the context window a server's overflow error named
 
 
@@ -81,6 +95,7 @@ class Got:
     finish_reason: str | None = None
     usage: Usage | None = None
     think: Think = None  # where <think> reasoning in the content stood at the end
+    redacted: int = 0  # API keys replaced in what the server sent
 
 
 @dataclass
@@ -90,6 +105,25 @@ class Outcome:
     error: ContinuumError | None = None
 
 
+_EMPTY_NOTICE = "the server sent an empty stream; asking once more without streaming to learn why"
+
+
+def _empty_twice(url: str) -> EmptyStreamError:
+    return EmptyStreamError(
+        f"The server at {url} sends an empty answer to this request, streamed and unstreamed: "
+        "no text, no finish_reason, no error.",
+        "llama.cpp-family servers do this when the prompt does not fit their context size "
+        "(--ctx-size): shorten the prompt or give the server a larger context. The text so far is kept.",
+    )
+
+
+def _explain_empty(exc: ContinuumError) -> None:
+    """Say that ``exc`` is why the stream came back empty."""
+    note = "(The streamed request came back empty; the same request unstreamed gave this answer.)"
+    exc.hint = f"{sentence(exc.hint)} {note}" if exc.hint else note
+    exc.args = (str(exc),)
+
+
 class RoundStreamer:
     def __init__(self, client: Client, cancel: CancelToken, policy: RetryPolicy, spec: RunSpec) -> None:
         self.client = client
@@ -97,6 +131,8 @@ class RoundStreamer:
         self.policy = policy
         self.keep_reasoning = spec.reasoning == "separate"
         self.rng = random.Random()
+        self.secrets = client.secrets
+        self._red: tuple[StreamRedactor, StreamRedactor] | None = None
 
     def stream(self, rnd: Round, plan: Plan) -> Generator[Event, None, Outcome]:
         """Stream one round into ``rnd`` (timings, retries), yielding Delta/Retrying/Notice events."""
@@ -105,13 +141,18 @@ class RoundStreamer:
         while True:
             attempt += 1
             start = time.monotonic()
+            if self.secrets:  # a key echoed inside the text never reaches an event or the store
+                self._red = (StreamRedactor(self.secrets), StreamRedactor(self.secrets))
+            streamed = not plan.unstreamed
             if plan.endpoint == "completions":
-                stream = self.client.stream_completion(plan.body)
+                stream = self.client.stream_completion(plan.body, streamed=streamed)
             else:
-                stream = self.client.stream_chat(plan.body)
+                stream = self.client.stream_chat(plan.body, streamed=streamed)
             unregister = self.cancel.register(stream.abort)
             try:
                 yield from self._consume(stream, rnd, plan, got, start)
+                if plan.unstreamed and not got.chunks and stream.finish_reason is None:
+                    raise _empty_twice(stream.url)
                 got.finish_reason = stream.finish_reason
                 got.usage = stream.usage
                 yield from self._flush(plan, got, cut=(stream.finish_reason or "") != "stop", index=rnd.index)
@@ -125,8 +166,19 @@ class RoundStreamer:
                     yield from self._flush(plan, got, cut=True, index=rnd.index, broken=True)
                     if isinstance(exc, ContextOverflowError):
                         return Outcome("exhausted", got, exc)
+                    if isinstance(exc, APIStatusError) and exc.retryable:
+                        return Outcome("failed", got, exc)  # an error event: the engine backs off
                     broken = exc.retryable and not isinstance(exc, ProtocolError)
                     return Outcome("broken" if broken else "error", got, exc)
+                if isinstance(exc, EmptyStreamError) and not plan.unstreamed:
+                    plan.unstreamed = True  # the same request once more, unstreamed: it says why
+                    yield Notice(_EMPTY_NOTICE, rnd.index)
+                    attempt -= 1
+                    continue
+                if plan.unstreamed:
+                    if isinstance(exc, EmptyStreamError):
+                        return Outcome("error", got, _empty_twice(stream.url))
+                    _explain_empty(exc)
                 if isinstance(exc, ContextOverflowError):
                     lowered = self._lower(plan, rnd, exc)
                     if lowered is None:
@@ -157,8 +209,13 @@ class RoundStreamer:
         split = plan.splitter
         slow = filt is not None or split is not None
         first = True
+        red = self._red
         for delta in stream:
             text = delta.content
+            if red is not None:
+                text = red[0].feed(text) if text else text
+                if delta.reasoning:
+                    delta = StreamDelta(text, red[1].feed(delta.reasoning))
             if text:
                 got.chunks += 1
                 if first:
@@ -213,6 +270,16 @@ class RoundStreamer:
         next round continues from the answer without it.
         """
         filt = plan.reply_filter
+        red = self._red
+        if red is not None:
+            held, held_reasoning = red[0].flush(), red[1].flush()
+            got.redacted += red[0].count + red[1].count
+            if held:
+                yield from self._route(filt.feed(held) if filt is not None else held, plan, got, index)
+            if held_reasoning:
+                got.reasoning.append(held_reasoning)
+                if self.keep_reasoning:
+                    yield Delta(held_reasoning, "reasoning", index)
         text = filt.flush() if filt is not None and not (broken and not filt.decided) else ""
         yield from self._route(text, plan, got, index)
         split = plan.splitter

@@ -27,6 +27,7 @@ HOLD_MIN_TOKENS = 16
 OVERLAP_WINDOW = 4096  # how far back an overlap is looked for (characters)
 OVERLAP_MIN_FLAG = 16  # an overlap shorter than this is treated as coincidence
 RESTART_MIN = 24  # characters that must match the beginning of the answer
+RESTART_MIN_SHORT = 8  # ... when the answer or the new round is shorter than that: all of it, at least this
 LOOP_WINDOW = 4096
 LOOP_MAX_PERIOD = 512
 LOOP_MIN_SPAN = 240
@@ -167,11 +168,16 @@ def check_overlap(answer: str, new_text: str) -> Flag | None:
 
 
 def check_restart(answer: str, new_text: str) -> Flag | None:
-    """The new text starts the answer over: the server ignored the prefill."""
+    """The new text starts the answer over: the server ignored the prefill.
+
+    RESTART_MIN characters must match the beginning of the answer, or, when the answer or the
+    new text is shorter than that (a round that an error ended after a few tokens), all of the
+    shorter one, if it has RESTART_MIN_SHORT characters.
+    """
     head = answer[:256].lstrip()
     new = new_text[:256].lstrip()
-    n = min(len(head), len(new), 64)
-    if n < RESTART_MIN or head[:n] != new[:n]:
+    n = min(len(head), len(new), 64)  # below RESTART_MIN only when one of them is that short
+    if n < RESTART_MIN_SHORT or head[:n] != new[:n]:
         return None
     return {
         "kind": "restart",
@@ -181,6 +187,27 @@ def check_restart(answer: str, new_text: str) -> Flag | None:
         ),
         "chars": n,
         "excerpt": new[: min(n, 80)],
+    }
+
+
+def check_held_back(held: str, new_text: str, round_index: int) -> Flag | None:
+    """The tail held back from round ``round_index`` was not written again: say what was dropped.
+
+    Hold-back lets the model rewrite the last partial word; when the next round writes something
+    else, those characters are not in the answer, and the seam says so (whitespace aside).
+    """
+    word = held.strip()
+    if not word:
+        return None
+    start = new_text.lstrip()
+    if start.startswith(word) or (len(start) < len(word) and word.startswith(start)):
+        return None
+    return {
+        "kind": "dropped",
+        "message": f"round {round_index} ended in '{word[:40]}', held back for the model to write again; "
+        f"it wrote something else, so those {len(held)} characters are not in the answer",
+        "chars": len(held),
+        "excerpt": held[:80],
     }
 
 

@@ -75,6 +75,9 @@ class Strategy:
     name: ClassVar[str] = "prefill"
     endpoint: ClassVar[Endpoint] = "chat"
     label: ClassVar[str] = "Assistant prefill"
+    # Hold the trailing partial word back for the model to rewrite (core.seams.hold_back): right
+    # where the model continues the very text sent, whose end a chat template may trim.
+    holds_back: ClassVar[bool] = True
 
     def build(
         self,
@@ -182,6 +185,9 @@ class CompletionsStrategy(Strategy):
 class InstructionStrategy(Strategy):
     name = "instruction"
     label = "Instruction to continue"
+    # A new turn asked to go on need not rewrite a held-back tail, and often does not: the tail
+    # would vanish from the answer. The whole answer is sent; the overlap filter removes repeats.
+    holds_back = False
 
     def messages(self, spec: RunSpec, prefill: str) -> list[dict[str, Any]]:
         messages = super().messages(spec, prefill)

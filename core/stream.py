@@ -28,6 +28,7 @@ from core.errors import (
     CancelledError,
     ConfigError,
     ContinuumError,
+    EmptyStreamError,
     MalformedStreamError,
     RoundTimeoutError,
     StreamInterrupted,
@@ -205,8 +206,11 @@ class Stream:
         self._cancel_timer = call_later(client.timeouts.round, self._round_expired)
         http = client._http
         try:
+            timeout: Any = httpx.USE_CLIENT_DEFAULT
+            if self._payload.get("stream") is False:  # the whole answer arrives at once: allow the round
+                timeout = httpx.Timeout(client.timeouts.round, connect=client.timeouts.connect)
             request = http.build_request(
-                "POST", self.url, json=self._payload, extensions={"trace": self._trace}
+                "POST", self.url, json=self._payload, timeout=timeout, extensions={"trace": self._trace}
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"The request body cannot be sent as JSON: {exc}.") from exc
@@ -314,7 +318,10 @@ class Stream:
                         self.done = True
                         if not ended:
                             self._drain(next_chunk)
-                        return
+                        if self.chunks or self.finish_reason is not None:
+                            return
+                        ended = True
+                        break
                     if not stripped:
                         continue
                 try:
@@ -350,6 +357,13 @@ class Stream:
                     finish = first.get("finish_reason") or None
                     if finish is not None:
                         finish = str(finish) if type(finish) is not str else finish
+                        if finish == "error":  # a server error, not an end: DESIGN §6
+                            raise self._client.body_error(
+                                {"error": {"message": "the stream ended with finish_reason 'error'"}},
+                                self.url,
+                                self.model,
+                                self.request_id,
+                            )
                         self.finish_reason = finish
                 usage = obj.get("usage")
                 if usage and type(usage) is dict:
@@ -357,6 +371,13 @@ class Stream:
                     yield StreamDelta(content, reasoning, finish, self.usage)
                 elif content or reasoning or finish is not None:
                     yield StreamDelta(content, reasoning, finish)
+        if self.finish_reason is None and not self.chunks and not self._decoder.comments:
+            raise EmptyStreamError(
+                f"The server at {self.url} answered 200 with an empty stream"
+                + (" (only [DONE])" if self.done else "")
+                + ": no chunk, no finish_reason, no error.",
+                "Continuum asks once more without streaming to learn why.",
+            )
         if self.finish_reason is None:
             raise StreamInterrupted(
                 f"The stream from {self.url} ended after {self.chunks} chunks without [DONE] "

@@ -10,6 +10,7 @@ import heapq
 import itertools
 import json
 import json.scanner
+import math
 import re
 import socket
 import ssl
@@ -227,10 +228,14 @@ def read_limited(response: httpx.Response, limit: int) -> bytes:
 
 
 def _count(value: Any) -> int:
-    """A token count from a usage field: a non-negative int, 0 for anything else."""
+    """A token count from a usage field as sent (0 when absent or not a number).
+
+    Negative or absurd counts are kept: the engine refuses them as a whole and says so
+    (:func:`core.budget.implausible_usage`), instead of quietly trusting half a usage.
+    """
     if type(value) is int:
-        return max(0, value)
-    if type(value) is float and 0 <= value < 1e15:
+        return value
+    if type(value) is float and math.isfinite(value):
         return int(value)
     return 0
 

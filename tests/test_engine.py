@@ -119,7 +119,7 @@ def test_a_model_repeating_whole_rounds_is_stopped_for_repetition() -> None:
 def test_a_server_ignoring_the_prefill_is_flagged_as_restarting(demo_url) -> None:
     events = run_all(spec_for(demo_url(prefill="ignored"), PROMPT, max_tokens=100))
     done = finish(events)
-    assert done.stop_reason == "repetition"
+    assert done.stop_reason == "error" and done.error.kind == "PrefillIgnoredError"
     second = done.result.rounds[1]
     assert [f["kind"] for f in second.seam_flags] == ["restart"] and second.text == ""
     assert any(isinstance(e, Notice) and "instruction" in e.message for e in events)
@@ -137,7 +137,7 @@ def test_the_instruction_strategy_assembles_without_duplicates_where_the_prefill
 
 def test_an_echo_without_the_prefix_strategy_is_a_restart(demo_url) -> None:
     done = finish(run_all(spec_for(demo_url(prefill="echo"), PROMPT, max_tokens=100)))
-    assert done.stop_reason == "repetition"
+    assert done.stop_reason == "error" and "ignores the prefill" in done.error.message
 
 
 def test_seams_inside_code_blocks_and_tables_are_flagged(demo_url) -> None:

@@ -117,7 +117,8 @@ def test_an_overflow_that_persists_after_lowering_once_ends_the_run() -> None:
     sent: list[int] = []
     client = overflowing_server(sent, VLLM_OVERFLOW)
     events = run_all(spec_for("http://fake.test/v1", LONG, max_tokens=4000), client=client)
-    assert finish(events).stop_reason == "context_exhausted"
+    done = finish(events)  # not even round 1 fits: an error that names the numbers
+    assert done.stop_reason == "error" and "window 8192" in done.error.message
     assert sent == [4000, 8192 - 5000]  # lowered once, to what the numbers say fits
     assert not any(isinstance(e, Retrying) for e in events)
 
@@ -126,7 +127,7 @@ def test_an_overflow_without_numbers_halves_max_tokens_once() -> None:
     sent: list[int] = []
     client = overflowing_server(sent, "Input is too long for the context window of this model.")
     events = run_all(spec_for("http://fake.test/v1", LONG, max_tokens=4000), client=client)
-    assert finish(events).stop_reason == "context_exhausted"
+    assert finish(events).error.kind == "ContextOverflowError"
     assert sent == [4000, 2000]
 
 

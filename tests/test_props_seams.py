@@ -174,7 +174,7 @@ def test_an_overlap_flag_is_a_true_overlap_of_at_least_the_flag_minimum(answer: 
 @given(st.text(min_size=0, max_size=100), st.text(max_size=40), st.text(" \n\t", max_size=3))
 def test_a_reply_that_starts_the_answer_over_is_a_restart(answer: str, more: str, space: str) -> None:
     flag = seams.check_restart(answer, space + answer + more)
-    assert (flag is not None) == (len(answer.lstrip()) >= seams.RESTART_MIN)
+    assert (flag is not None) == (len(answer.lstrip()) >= seams.RESTART_MIN_SHORT)
 
 
 @PROPS

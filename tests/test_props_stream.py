@@ -68,7 +68,8 @@ def well_typed(delta: StreamDelta) -> bool:
         type(delta.content) is str
         and type(delta.reasoning) is str
         and (delta.finish_reason is None or type(delta.finish_reason) is str)
-        and (usage is None or all(type(n) is int and n >= 0 for n in vars(usage).values()))
+        # counts as sent, negative ones too: the engine refuses impossible usage (budget.implausible_usage)
+        and (usage is None or all(type(n) is int for n in vars(usage).values()))
     )
 
 
