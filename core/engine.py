@@ -149,6 +149,7 @@ class _Runner:
         self.failures = 0  # rounds in a row that the server ended with an error after text
         self.no_progress = 0
         self.told_reasoning = False
+        self.seam_checked = bool(self.resumed)  # the first seam at temperature 0 is checked once
         self.told: set[str] = set()  # kinds of seam flag already told as a Notice
         self.error: ErrorInfo | None = None
         self.produced = self.result.completion_tokens  # running totals, not re-summed per round
@@ -248,11 +249,18 @@ class _Runner:
         if room.exhausted:
             return "context_exhausted"
         last = rounds[-1] if rounds else None
-        held = (
-            seams.hold_back(last.text, room.max_tokens)
-            if last and last.text and self.strategy.holds_back
-            else 0
+        verify = (  # the first seam at temperature 0: hold back whole words and check they come back
+            not self.seam_checked
+            and spec.temperature == 0
+            and last is not None
+            and last.finish_reason in TRUNCATED_FINISH_REASONS
+            and self.strategy.holds_back
         )
+        held = 0
+        if last and last.text and self.strategy.holds_back:
+            hold = seams.hold_back_to_verify if verify else seams.hold_back
+            held = hold(last.text, room.max_tokens)
+        verify = verify and held > 0
         answer = full[: len(full) - held]
         endpoint, body = self.strategy.build(spec, answer, reasoning, think=think)
         if held:
@@ -265,6 +273,8 @@ class _Runner:
         if spec.cost_limit is not None and spec.prices is not None and spent > spec.cost_limit:
             return "cost_limit"
         held_text = ""
+        if verify:
+            self.seam_checked = True
         if held and last is not None:  # committed: the previous round gives its tail back
             held_text = last.text[-held:]
             last.held_back = held_text + last.held_back
@@ -283,6 +293,7 @@ class _Runner:
             prompt_estimate=context,
             sent_chars=chars,
             held_text=held_text,
+            verify=verify,
             reply_filter=self.strategy.reply_filter(prefill),
             splitter=splitter,
         )
@@ -372,6 +383,8 @@ class _Runner:
         answer, flags = plan.answer, rnd.seam_flags
         dropped = plan.reply_filter.dropped if plan.reply_filter is not None else ""
         restart = seams.check_restart(answer, content)
+        if restart is None and plan.verify:
+            restart = seams.check_rewritten(plan.held_text, content, rnd.index - 1)
         if restart is not None:
             restart["discarded_chars"] = len(content)
             flags.append(restart)

@@ -82,6 +82,7 @@ class Plan:
     lowered: bool = False  # max_tokens was lowered once after a context overflow
     unstreamed: bool = False  # asked once without streaming, after an empty stream
     held_text: str = ""  # the previous round's tail held back for this round to rewrite
+    verify: bool = False  # at temperature 0: a round that does not rewrite held_text is a new turn
     window: int | None = None  # the context window a server's overflow error named
 
 

@@ -58,6 +58,56 @@ def hold_back(last_text: str, max_tokens: int) -> int:
     return held if held and held * 2 <= n else 0
 
 
+VERIFY_CHARS = 24  # text held back at the first seam at temperature 0, to check it comes back
+VERIFY_SEAM_CHARS = 4  # a rewrite that differs this early is a new turn, not sampling noise
+
+
+def hold_back_to_verify(last_text: str, max_tokens: int) -> int:
+    """Like :func:`hold_back`, but whole words until at least VERIFY_CHARS characters are held.
+
+    At temperature 0 a server that continues writes the held words again (DESIGN §6: it is
+    self-consistent); one that opens a new turn writes something else from the first
+    characters on. 0 when the round is too short to spare that much.
+    """
+    n = len(last_text)
+    if max_tokens < HOLD_MIN_TOKENS:
+        return hold_back(last_text, max_tokens)
+    start = len(last_text.rstrip())
+    while start > 0:
+        while start > 0 and not last_text[start - 1].isspace():
+            start -= 1
+        while start > 0 and last_text[start - 1].isspace():
+            start -= 1
+        if n - start >= VERIFY_CHARS:
+            break
+    if start > 0 and (n - start) * 2 <= n:
+        return n - start
+    return hold_back(last_text, max_tokens)
+
+
+def check_rewritten(held: str, new_text: str, round_index: int) -> Flag | None:
+    """At temperature 0, the round after a seam must start by writing the held text again."""
+    n = min(len(held), len(new_text))
+    if n < VERIFY_SEAM_CHARS or len(held.strip()) < VERIFY_SEAM_CHARS:
+        return None
+    agreed = 0
+    while agreed < n and held[agreed] == new_text[agreed]:
+        agreed += 1
+    if agreed >= VERIFY_SEAM_CHARS:
+        return None
+    return {
+        "kind": "restart",
+        "message": (
+            f"the new round did not continue: at temperature 0 it should have started with the "
+            f"{len(held)} characters held back from round {round_index} ('{held.strip()[:40]}'), but it "
+            f"wrote '{new_text.strip()[:40]}': the server starts a new turn instead of continuing"
+        ),
+        "chars": len(held),
+        "excerpt": new_text[:80],
+        "structural": True,
+    }
+
+
 # ---------------------------------------------------------------- overlap
 
 
