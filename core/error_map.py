@@ -314,7 +314,8 @@ def error_from_response(
             return AuthenticationError(
                 f"The server needs an API key and none was sent ({what}).", key_action, **kw
             )
-        return AuthenticationError(f"The server rejected the API key ({what}).", key_action, **kw)
+        check = f"Check the key that was sent: {key_hint}" if key_hint else "Check the API key in Settings"
+        return AuthenticationError(f"The server rejected the API key that was sent ({what}).", check, **kw)
     if status == 402:
         return PaymentRequiredError(
             f"The provider reports no credit left on this account ({what}).",

@@ -787,7 +787,7 @@ def test_demo_wrong_key_is_rejected_with_the_key_hint(demo_url: Callable[..., st
     c = Client(demo_url(auth="key"), SENTINEL, key_hint="set DEMO_KEY or paste a key in Settings")
     _, error = collect(c.stream_chat(ask("x")))
     assert isinstance(error, AuthenticationError) and str(error).endswith(
-        "Set DEMO_KEY or paste a key in Settings."
+        "Check the key that was sent: set DEMO_KEY or paste a key in Settings."
     )
     assert SENTINEL not in repr((str(error), error.to_info(), vars(error)))
 

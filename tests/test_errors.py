@@ -109,8 +109,18 @@ def test_401_hint_uses_the_provider_key_hint() -> None:
         key_hint="set DEEPINFRA_API_KEY or paste a key in Settings",
     )
     assert str(exc).startswith("The server rejected the API key") and str(exc).endswith(
-        "Set DEEPINFRA_API_KEY or paste a key in Settings."
+        "Check the key that was sent: set DEEPINFRA_API_KEY or paste a key in Settings."
     )
+
+
+def test_a_key_rejected_by_a_custom_url_is_never_told_the_provider_needs_no_key() -> None:
+    from core.providers import get_provider
+
+    hint = get_provider("custom").key_hint()
+    sent = error_from_response(401, {"error": {"message": "bad key"}}, url=URL, key_hint=hint)
+    unsent = error_from_response(401, {"error": {"message": "no key"}}, url=URL, key_hint=hint, key_sent=False)
+    assert "needs no key" not in str(sent) and "needs no key" not in str(unsent)
+    assert "key that was sent" in str(sent) and "CONTINUUM_API_KEY" in str(sent)
 
 
 def test_401_without_a_key_says_none_was_sent() -> None:

@@ -2,16 +2,19 @@
 
 Exit codes: 0 when a run ended normally (finished or a limit), 1 on error,
 2 on bad usage. Progress goes to stderr; the answer to ``--output`` or stdout.
+SIGTERM and SIGHUP (``timeout``, systemd, ``docker stop``, a closed terminal)
+end every command exactly as Ctrl+C does.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
 from core.cli.batch import add_batch_parser, cmd_batch
-from core.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError
+from core.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError, on_stop_signal
 from core.cli.run import add_run_parser, cmd_models, cmd_probe, cmd_run
 from core.cli.runs import add_runs_parser, cmd_runs
 from core.errors import ConfigError, ContinuumError
@@ -62,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(words)
     try:
-        return COMMANDS[args.command](args)
+        with on_stop_signal(signal.default_int_handler):  # SIGTERM and SIGHUP end it as Ctrl+C does
+            return COMMANDS[args.command](args)
     except UsageError as exc:
         parser.exit(EXIT_USAGE, f"{parser.prog}: error: {exc}\n")
     except ConfigError as exc:

@@ -6,7 +6,7 @@ Bad rows are reported on stderr (line and column) and skipped; the good rows
 run. Ctrl-C stops the batch (items in flight are kept, resumable); ``--resume``
 continues the last batch started from the same file without redoing finished
 items. Exit codes: 0 all items finished, 1 some item failed or some row was
-rejected, 130 stopped with Ctrl-C, 2 bad usage.
+rejected, 130 stopped with Ctrl-C (or SIGTERM, SIGHUP), 2 bad usage.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ from core.cli.common import (
     UsageError,
     add_target_arguments,
     add_timeout_arguments,
+    check_outputs,
     number,
+    on_stop_signal,
     open_target,
     temperature,
     timeouts_from_args,
@@ -205,8 +207,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
         data = args.input.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {args.input}: {exc.strerror or exc}") from None
+    check_outputs(("--out", args.out), ("--summary", args.summary), ("--zip", args.zip))
     display = BatchDisplay(sys.stderr, enabled=not args.quiet)
     with Store() as store:
+        store.check_writable()  # a batch lives in the history: refuse before anything is sent
         batches = Batches(store)
         rejected = 0
         if args.resume is not None:
@@ -297,25 +301,23 @@ def _new_settings(args: argparse.Namespace, target: Any, display: BatchDisplay) 
 
 
 def _drive(runner: BatchRunner, display: BatchDisplay) -> BatchProgress:
-    """Run with a progress display; the first Ctrl-C stops the batch, a second one aborts."""
+    """Run with a progress display; the first Ctrl-C (or SIGTERM, SIGHUP) stops the batch, a second one aborts."""
     stopped = threading.Event()
 
-    def on_sigint(*_: object) -> None:
+    def on_stop(signum: int, _frame: object) -> None:
         if stopped.is_set():
             raise KeyboardInterrupt
         stopped.set()
-        display.line("stopping: items in flight are saved and can be resumed (Ctrl-C again to abort)")
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        display.line(
+            f"stopping ({name}): items in flight are saved and can be resumed (Ctrl-C again to abort)"
+        )
         runner.stop()
 
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_sigint) if in_main else None
-    try:
+    with on_stop_signal(on_stop):
         runner.start()
         while not runner.wait(display.every if display.enabled else 1.0):
             display.tick(runner.progress())
-    finally:
-        if in_main:
-            signal.signal(signal.SIGINT, previous)
     progress = runner.progress()
     display.tick(progress, force=True)
     if display.tty:

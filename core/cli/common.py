@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
@@ -26,6 +31,77 @@ NORMAL_STOPS = frozenset({"finished", "max_rounds", "target_reached", "context_e
 
 class UsageError(Exception):
     """Bad command-line input: exit 2 with the message."""
+
+
+# Ctrl+C, then what `timeout`, `kill`, systemd and `docker stop` send, then a closed terminal.
+STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+SignalHandler = Callable[[int, FrameType | None], Any]
+
+
+@contextlib.contextmanager
+def on_stop_signal(handler: SignalHandler) -> Iterator[None]:
+    """While the block runs, every polite stop signal calls ``handler``, as Ctrl+C does.
+
+    SIGTERM and SIGHUP stay ignored when the process was started ignoring them
+    (``nohup``); SIGINT is always taken. Outside the main thread (where Python
+    cannot handle signals) this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: dict[signal.Signals, Any] = {}
+    for sig in STOP_SIGNALS:
+        if sig != signal.SIGINT and signal.getsignal(sig) == signal.SIG_IGN:
+            continue
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, signal.SIG_DFL if old is None else old)
+
+
+def check_outputs(*outputs: tuple[str, Path | None], sends: bool = True) -> None:
+    """Refuse an output that cannot be written (UsageError, exit 2), before anything is sent.
+
+    ``outputs`` are ``(option, path)`` pairs; None is skipped. A file that does not
+    exist yet is created and removed again: only the file system knows for sure
+    (a read-only mount, permissions, a full quota). ``sends``: the command would
+    have sent requests, so the message says none was.
+    """
+    for option, path in outputs:
+        problem = None if path is None else _unwritable(path)
+        if problem:
+            raise UsageError(
+                f"cannot write {option} {path}: {problem}" + ("; nothing was sent" if sends else "")
+            )
+
+
+def _unwritable(path: Path) -> str | None:
+    if path.is_dir():
+        return "it is a directory (give a file name)"
+    if path.exists() and not path.is_file():
+        return None  # /dev/stdout, a named pipe: opening it to check could block
+    folder = path.parent
+    if not folder.is_dir():
+        return (
+            f"the folder {folder} does not exist (create it first)"
+            if not folder.exists()
+            else f"{folder} is not a folder"
+        )
+    try:
+        if path.exists():
+            with path.open("ab"):
+                pass
+        else:
+            with path.open("xb"):
+                pass
+            path.unlink()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def number(name: str) -> Callable[[str], Any]:
@@ -134,16 +210,24 @@ def open_target(
     api_key_env: str | None = None,
     demo_rate: float = 0.0,
     demo_path: str | None = None,
+    need_model: bool = True,
 ) -> Iterator[Target]:
     """Resolve provider, base URL, model and key; start the in-process demo model when chosen.
 
     ``demo_path`` keeps a demo behaviour prefix (``/x/k=v/v1``) when a demo run is resumed
-    on a freshly started demo server.
+    on a freshly started demo server. ``need_model=False`` (listing models) accepts no
+    model. A key variable named by ``api_key_env`` must be set: a run never goes out
+    without the key it was told to use.
     """
     provider = get_provider(provider_id)
-    model = model or provider.default_model
-    if not model:
+    model = model or provider.default_model or ""
+    if not model and need_model:
         raise UsageError(f"--model is required for the {provider.label} provider")
+    if api_key_env and not os.environ.get(api_key_env, "").strip():
+        raise ConfigError(
+            f"The environment variable {api_key_env} (named by --api-key-env) is not set or is empty.",
+            hint=f"export {api_key_env}=… with the key, or leave out --api-key-env",
+        )
     api_key = resolve_api_key(provider.id, api_key_env=api_key_env)
     if provider.needs_key and not api_key:
         raise ConfigError(f"No API key found for {provider.label}.", hint=provider.key_hint())

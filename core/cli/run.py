@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,9 @@ from core.cli.common import (
     UsageError,
     add_target_arguments,
     add_timeout_arguments,
+    check_outputs,
     number,
+    on_stop_signal,
     open_target,
     temperature,
     timeouts_from_args,
@@ -30,6 +31,7 @@ from core.validation import validate_spec
 
 if TYPE_CHECKING:
     from core.client import Timeouts
+    from core.store import Store
 
 
 def add_run_parser(sub: Any) -> None:
@@ -172,6 +174,31 @@ def apply_model_meta(spec: RunSpec, client: Any, progress: Progress, *, keep_win
         spec.prices = info.prices
 
 
+def open_history() -> Store | None:
+    """The history a run is saved in, checked writable before anything is sent.
+
+    A read-only history is no reason to refuse an answer: the run goes on unsaved
+    and says so once (None). Any other problem (not a database, a lock held by
+    another process) raises its StoreError: one line and exit 1.
+    """
+    from core.store import ReadOnlyHistoryError, Store
+
+    store = None
+    try:
+        store = Store()
+        store.check_writable()
+    except ReadOnlyHistoryError as exc:
+        if store is not None:
+            store.close()
+        print(f"note: this run is not saved: {exc}", file=sys.stderr)
+        return None
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
+    return store
+
+
 def execute(
     spec: RunSpec,
     target: Target,
@@ -182,7 +209,8 @@ def execute(
     keep_window: bool = False,
     timeouts: Timeouts | None = None,
 ) -> RunFinished:
-    """Run the engine with a progress line, recording to the history unless ``save`` is False.
+    """Run the engine with a progress line, recording to the history unless ``save`` is False
+    (or the history is read-only, see :func:`open_history`).
 
     The spec is validated (:func:`core.validation.validate_spec`) once the model's
     window is known and before the prompt is sent: a ConfigError (exit 2) names
@@ -194,29 +222,28 @@ def execute(
     client = Client(target.base_url, target.api_key, key_hint=target.provider.key_hint(), timeouts=timeouts)
     progress = Progress(sys.stderr, spec.context_window, enabled=not quiet)
     cancel = CancelToken()
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     store = recorder = None
+    finished: RunFinished | None = None
     try:
-        apply_model_meta(spec, client, progress, keep_window=keep_window)
-        validate_spec(spec)
-        progress.window = spec.context_window
-        events = run_engine(spec, api_key=target.api_key, cancel=cancel, resume=resume, client=client)
-        if save:
-            from core.store import Recorder, Store
+        with on_stop_signal(lambda *_: cancel.cancel()):  # Ctrl+C, SIGTERM, SIGHUP: stop as cancelled
+            store = open_history() if save else None  # before the first request
+            apply_model_meta(spec, client, progress, keep_window=keep_window)
+            validate_spec(spec)
+            progress.window = spec.context_window
+            events = run_engine(spec, api_key=target.api_key, cancel=cancel, resume=resume, client=client)
+            if store is not None:
+                from core.store import Recorder
 
-            store = Store()
-            store.mark_interrupted()
-            recorder = Recorder(store, resume=resume, autoflush=True)
-            events = recorder.record(events)
-        finished: RunFinished | None = None
-        for event in events:
-            progress.handle(event)
-            if isinstance(event, RunFinished):
-                finished = event
-            elif isinstance(event, RunStarted) and recorder is not None and store is not None:
-                progress.line(f"run {recorder.run_id} (history: {store.path})")
+                store.mark_interrupted()
+                recorder = Recorder(store, resume=resume, autoflush=True)
+                events = recorder.record(events)
+            for event in events:
+                progress.handle(event)
+                if isinstance(event, RunFinished):
+                    finished = event
+                elif isinstance(event, RunStarted) and recorder is not None and store is not None:
+                    progress.line(f"run {recorder.run_id} (history: {store.path})")
     finally:
-        signal.signal(signal.SIGINT, previous)
         client.close()
         if store is not None:
             store.close()
@@ -254,6 +281,7 @@ def report(args: argparse.Namespace, finished: RunFinished) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     prompt = _read_prompt(args)
+    check_outputs(("--output", args.output), ("--transcript", args.transcript))
     with open_target(
         args.provider,
         base_url=args.base_url,
@@ -301,7 +329,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     with (
         open_target(
-            args.provider, base_url=args.base_url, model=args.model, api_key_env=args.api_key_env
+            args.provider,
+            base_url=args.base_url,
+            model=args.model,
+            api_key_env=args.api_key_env,
+            need_model=False,
         ) as target,
         Client(
             target.base_url,

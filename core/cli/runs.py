@@ -13,6 +13,7 @@ from core.cli.common import (
     EXIT_OK,
     UsageError,
     add_timeout_arguments,
+    check_outputs,
     open_target,
     positive_int,
     timeouts_from_args,
@@ -76,6 +77,11 @@ def _find(store: Store, run_id: str) -> str:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    check_outputs(
+        ("--output", getattr(args, "output", None)),
+        ("--transcript", getattr(args, "transcript", None)),
+        sends=args.verb == "resume",
+    )
     with Store() as store:
         store.mark_interrupted()
         if args.verb == "list":

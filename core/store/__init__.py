@@ -8,6 +8,9 @@
 - :class:`RunSummary` — one line of :meth:`Store.list_runs`.
 - :class:`Batches` — batches (``core.batch``): shared settings and items, each
   item linked to its run.
+- :class:`StoreError` — every failure, naming the file and what to do (not a
+  database, a directory, locked by another process…); :class:`ReadOnlyHistoryError`
+  when this process cannot write it (a read-only history is still opened for reading).
 
 API keys are never stored: specs are cleaned of secret-looking fields first.
 """
@@ -15,7 +18,7 @@ API keys are never stored: specs are cleaned of secret-looking fields first.
 from __future__ import annotations
 
 from .batches import Batches, BatchItemRow, BatchRecord, BatchSummary
-from .db import Migration, StoreError, default_db_path
+from .db import Migration, ReadOnlyHistoryError, StoreError, default_db_path
 from .migrations import MIGRATIONS
 from .recorder import Recorder
 from .rows import RUN_STATUSES, RunSummary, status_for
@@ -29,6 +32,7 @@ __all__ = [
     "BatchSummary",
     "Batches",
     "Migration",
+    "ReadOnlyHistoryError",
     "Recorder",
     "RunSummary",
     "Store",

@@ -25,7 +25,9 @@ What is written when:
   leaves its run "running" with a dead owner: ``Store.mark_interrupted`` finds it.
 
 A database error never breaks the run being recorded: it is logged, kept in
-``last_error``, and the buffered text is retried on the next write.
+``last_error``, and the buffered text is retried on the next write. A history
+that cannot be written at all (:class:`ReadOnlyHistoryError`) is logged once;
+the recorder then stops trying (``unsaved``) and the run goes on.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from core.types import (
     RunStarted,
 )
 
-from .db import StoreError
+from .db import ReadOnlyHistoryError, StoreError
 from .owner import claim_run, release_run
 from .rows import INTERRUPTED, fingerprint, status_for
 from .runs import Store
@@ -113,6 +115,7 @@ class Recorder:
         self.run_id = run_id if run_id is not None else (resume.run_id if resume else None)
         self.flush_interval = flush_interval
         self.last_error: Exception | None = None
+        self.unsaved = False  # the history turned out read-only: nothing more is tried
         self._clock = clock
         self._lock = threading.RLock()
         self._spec: RunSpec | None = None
@@ -134,8 +137,12 @@ class Recorder:
 
     def handle(self, event: Event) -> None:
         with self._lock:
+            if self.unsaved:
+                return
             try:
                 self._dispatch(event)
+            except ReadOnlyHistoryError as exc:
+                self._give_up(exc)
             except (sqlite3.Error, StoreError) as exc:
                 self.last_error = exc
                 log.warning("could not save run %s to the history: %s", self.run_id, exc)
@@ -157,10 +164,12 @@ class Recorder:
     def flush(self) -> None:
         """Write the buffered text of the live round now (and the heartbeat)."""
         with self._lock:
-            if not self._started or self._finished or self.run_id is None:
+            if not self._started or self._finished or self.run_id is None or self.unsaved:
                 return
             try:
                 self._flush()
+            except ReadOnlyHistoryError as exc:
+                self._give_up(exc)
             except (sqlite3.Error, StoreError) as exc:
                 self.last_error = exc
                 log.warning("could not save run %s to the history: %s", self.run_id, exc)
@@ -168,7 +177,7 @@ class Recorder:
     def close(self) -> None:
         """Flush; a run that never got ``RunFinished`` is left "interrupted" (resumable)."""
         with self._lock:
-            if self._started and not self._finished and self.run_id is not None:
+            if self._started and not self._finished and self.run_id is not None and not self.unsaved:
                 self.flush()
                 try:
                     self._end_interrupted()
@@ -183,6 +192,13 @@ class Recorder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _give_up(self, exc: ReadOnlyHistoryError) -> None:
+        """The history cannot be written at all: say so once, then let the run go on unsaved."""
+        self.unsaved = True
+        self.last_error = exc
+        log.warning("this run is not saved: %s", exc)
+        self._release()
 
     # ------------------------------------------------------------ events
 

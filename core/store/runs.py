@@ -9,21 +9,17 @@ lets readers run beside the writer and ``busy_timeout`` makes writers wait.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import datetime
-from pathlib import Path
-from typing import Any
 
 from core.types import ErrorInfo, Round, RunResult, RunSpec
 
-from .db import StoreError, connect, default_db_path, migrate, transaction
-from .migrations import MIGRATIONS
+from .database import Database
+from .db import StoreError
 from .owner import OWNER_COLUMNS, current_owner, owner_gone
-from .query import TOTALS_SQL, UPSERT_ROUND_SQL, casefold, filters
+from .query import TOTALS_SQL, UPSERT_ROUND_SQL, filters
 from .rows import (
     INTERRUPTED,
     RUN_STATUSES,
@@ -39,56 +35,14 @@ from .rows import (
 from .sanitize import clean_spec_dict
 
 
-class Store:
+class Store(Database):
     """Runs and rounds in one SQLite file (``$CONTINUUM_DB`` or the user data directory).
 
-    Opening migrates the file to the current schema. Thread-safe. Never stores an
-    API key: specs are cleaned of secret-looking fields before they are written.
+    Opening migrates the file to the current schema (an up-to-date file is only
+    read; see :class:`~core.store.database.Database` for how a file that cannot be
+    used, or only read, is handled). Thread-safe. Never stores an API key: specs
+    are cleaned of secret-looking fields before they are written.
     """
-
-    def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path) if path is not None else default_db_path()
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = connect(self.path)
-        self._conn.create_function("casefold", 1, casefold, deterministic=True)
-        try:
-            self.migrate()
-        except BaseException:
-            self.close()
-            raise
-
-    # ------------------------------------------------------------ plumbing
-
-    def migrate(self) -> list[str]:
-        """Apply pending migrations (done on open); returns the names applied."""
-        with self._lock:
-            return migrate(self._db(), MIGRATIONS)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise StoreError("the run history is closed")
-        return self._conn
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, transaction(self._db()) as conn:
-            yield conn
-
-    def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._db().execute(sql, params).fetchall()
 
     # ------------------------------------------------------------ runs
 
@@ -118,10 +72,11 @@ class Store:
         ``engine.run(spec, resume=result)``.
         """
         with self._lock:
-            run = self._db().execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if run is None:
+            found = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
+            if not found:
                 raise StoreError(f"no run {run_id!r} in the history ({self.path})")
-            rows = self._db().execute("SELECT * FROM rounds WHERE run_id = ? ORDER BY idx", (run_id,))
+            run = found[0]
+            rows = self._read("SELECT * FROM rounds WHERE run_id = ? ORDER BY idx", (run_id,))
             running = run["status"] == "running"
             rounds = [round_from_row(row, run_running=running) for row in rows]
         return RunResult(
@@ -204,17 +159,23 @@ class Store:
         was reused, or is a zombie), or, in this process, when no Recorder holds
         the run. Owners on another host count as dead once their heartbeat is
         older than ``stale_after`` seconds. Call it at start-up and before listing.
+
+        Housekeeping, so it never waits: while another process holds the write
+        lock, or when the history is read-only, nothing is marked (returns []).
         """
         now = time.time()
         rows = self._read(f"SELECT {OWNER_COLUMNS} FROM runs WHERE status = 'running'")
         gone = [row["id"] for row in rows if owner_gone(row, now, stale_after)]
         if gone:
-            with self._write() as conn:
-                conn.executemany(
-                    "UPDATE runs SET status = 'interrupted', updated_at = ?"
-                    " WHERE id = ? AND status = 'running'",
-                    [(now, run_id) for run_id in gone],
-                )
+            try:
+                with self._write(wait=False) as conn:
+                    conn.executemany(
+                        "UPDATE runs SET status = 'interrupted', updated_at = ?"
+                        " WHERE id = ? AND status = 'running'",
+                        [(now, run_id) for run_id in gone],
+                    )
+            except StoreError:
+                return []  # marked by the next process that can write
         return gone
 
     def is_active(self, run_id: str, stale_after: float = 600.0) -> bool:
