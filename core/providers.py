@@ -37,7 +37,9 @@ class Provider:
         """What to tell a user whose key is missing or rejected."""
         where = " or ".join(self.key_envs) if self.key_envs else "an API key variable"
         if not self.needs_key:  # usually open, so a 401 may also mean the wrong address
-            return f"set {where} or paste a key in Settings (or, if this server needs none, check the base URL)"
+            return (
+                f"set {where} or paste a key in Settings (or, if this server needs none, check the base URL)"
+            )
         return f"set {where} or paste a key in Settings"
 
 
