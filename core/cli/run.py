@@ -51,9 +51,22 @@ def add_run_parser(sub: Any) -> None:
     add_output_arguments(run)
     add_timeout_arguments(run)
 
-    probe = sub.add_parser("probe", help="does this server continue an assistant prefill?")
+    probe = sub.add_parser(
+        "probe",
+        help="which strategies really continue on this server? (a self-consistency check at temperature 0)",
+    )
     add_target_arguments(probe)
-    probe.add_argument("--strategy", choices=STRATEGIES, default="prefill")
+    probe.add_argument(
+        "--strategy",
+        choices=(*STRATEGIES, "all"),
+        default="all",
+        help="the strategy to probe (default: all, and recommend one)",
+    )
+    probe.add_argument(
+        "--template",
+        default=None,
+        help="chat template for the completions strategy: llama3, chatml, deepseek, mistral or a Jinja file",
+    )
     add_timeout_arguments(probe)
 
     models = sub.add_parser("models", help="list the server's models with context length and prices")
@@ -306,21 +319,30 @@ def _timeouts_given(args: argparse.Namespace) -> bool:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from core.probe import probe
+    from core.probe import VERDICT_HEADLINES, probe_all
 
+    template = _template(args.template)
+    strategies = None if args.strategy == "all" else (args.strategy,)
     with open_target(
         args.provider, base_url=args.base_url, model=args.model, api_key_env=args.api_key_env
     ) as target:
-        result = probe(
+        report = probe_all(
             target.base_url,
             target.model,
             api_key=target.api_key,
-            strategy=args.strategy,
+            strategies=strategies,
+            template=template,
             timeouts=timeouts_from_args(args) if _timeouts_given(args) else None,
         )
-    print(f"verdict: {result.verdict}")
-    print(f"sample: {result.sample!r}")
-    print(f"advice: {result.advice}")
+    for result in report.results:
+        print(f"{result.strategy:<12} {result.verdict:<9} {VERDICT_HEADLINES[result.verdict]}")
+        print(f"{'':<12} {result.advice}")
+        if result.sample:
+            print(f"{'':<12} sample: {result.sample[:100]!r}")
+    for name, why in report.skipped.items():
+        print(f"{name:<12} {'skipped':<9} {why}")
+    print(f"recommended: {report.recommended or 'none'}")
+    print(f"advice: {report.advice}")
     return EXIT_OK
 
 
