@@ -35,6 +35,7 @@ ROUND_COLUMNS: tuple[str, ...] = (
     "input_estimated",
     "output_tokens",
     "output_estimated",
+    "token_source",
     "cached_tokens",
     "reasoning_tokens",
     "finish_reason",
@@ -64,6 +65,16 @@ def to_json(result: RunResult) -> bytes:
     return json.dumps(result.to_dict(), ensure_ascii=False, indent=2, default=str).encode("utf-8")
 
 
+def token_source(r: Round) -> str:
+    """Where a round's token counts came from: ``server``, ``estimated`` (no usage sent) or
+    ``estimated: server's refused`` (usage that could not be true, see budget.implausible_usage)."""
+    if any(f.get("kind") == "usage_ignored" for f in r.seam_flags):
+        return "estimated: server's refused"
+    if r.prompt_estimated or r.completion_estimated:
+        return "estimated" if r.prompt_estimated and r.completion_estimated else "partly estimated"
+    return "server"
+
+
 def _round_row(r: Round) -> dict[str, Any]:
     return {
         "round": r.index,
@@ -73,6 +84,7 @@ def _round_row(r: Round) -> dict[str, Any]:
         "input_estimated": r.prompt_estimated,
         "output_tokens": r.completion_tokens,
         "output_estimated": r.completion_estimated,
+        "token_source": token_source(r),
         "cached_tokens": r.cached_tokens,
         "reasoning_tokens": r.reasoning_tokens,
         "finish_reason": r.finish_reason or "",

@@ -27,6 +27,7 @@ def round_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
             "Round": [r["round"] for r in rows],
             "Input": [_tokens(r["input_tokens"], r["input_estimated"]) for r in rows],
             "Output": [_tokens(r["output_tokens"], r["output_estimated"]) for r in rows],
+            "Counts": [r["token_source"] for r in rows],
             "Finish": [r["finish_reason"] or "—" for r in rows],
             "TTFT": [r["ttft_s"] for r in rows],
             "Tok/s": [r["tokens_per_s"] for r in rows],
@@ -98,6 +99,10 @@ def render_details(snap: Snapshot) -> None:
             "Round": st.column_config.NumberColumn(width="small"),
             "Input": st.column_config.TextColumn(help="Input tokens billed for the round (≈: estimated)"),
             "Output": st.column_config.TextColumn(help="Output tokens of the round (≈: estimated)"),
+            "Counts": st.column_config.TextColumn(
+                help="Where the token counts came from: the server's usage, or Continuum's estimate "
+                "(the server sent none, or numbers that cannot be true, which are then ignored)"
+            ),
             "Finish": st.column_config.TextColumn(help="The server's finish_reason"),
             "TTFT": st.column_config.NumberColumn(format="%.2f s", help="Time to first token"),
             "Tok/s": st.column_config.NumberColumn(format="%.0f", help="Output tokens per second"),
@@ -107,6 +112,9 @@ def render_details(snap: Snapshot) -> None:
         },
     )
     if any(r["input_estimated"] or r["output_estimated"] for r in rows):
-        st.caption("≈ marks token counts estimated by Continuum because the server reported no usage.")
+        st.caption(
+            "≈ marks token counts estimated by Continuum: the server reported no usage, or counts outside "
+            "what the request allowed (see Counts)."
+        )
     st.altair_chart(tokens_chart(rows), width="stretch", height=320)
     st.altair_chart(context_chart(rows, snap.spec.context_window), width="stretch", height=280)

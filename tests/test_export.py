@@ -65,6 +65,22 @@ def test_round_rows_mark_estimates():
     assert [(r["input_estimated"], r["output_estimated"]) for r in rows] == [(False, False), (True, False)]
 
 
+def test_round_rows_say_where_the_counts_came_from():
+    refused = Round(
+        3,
+        completion_estimated=True,
+        prompt_estimated=True,
+        seam_flags=[{"kind": "usage_ignored", "message": "247 completion tokens for max_tokens 200"}],
+    )
+    result = make_result()
+    result.rounds.append(refused)
+    assert [r["token_source"] for r in export.round_rows(result)] == [
+        "server",
+        "partly estimated",
+        "estimated: server's refused",
+    ]
+
+
 def test_download_name_is_the_prompt_slug_and_the_date():
     name = export.download_name(make_result(), "md")
     assert name == "write-a-history-of-rome-in-5000-tokens-20251126-0930.md"
