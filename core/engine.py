@@ -20,6 +20,7 @@ generator early closes the HTTP stream.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Generator, Iterator
 from typing import Any
@@ -35,6 +36,7 @@ from core.errors import (
     sentence,
 )
 from core.keys import KEY_PLACEHOLDER
+from core.probe import cut_point, judge
 from core.reasoning import ThinkSplitter
 from core.rounds import Outcome, Plan, RetryPolicy, RoundStreamer
 from core.strategies import Think, get_strategy, prefill_text
@@ -55,6 +57,8 @@ from core.types import (
 )
 
 __all__ = ["RetryPolicy", "run"]
+
+VERIFY_TOKENS = 24  # per request of a seam check
 
 REASONING_BUDGET_NOTICE = "reasoning used the whole round budget; raise max tokens per round"
 UNKNOWN_FINISH_NOTICE = (
@@ -199,6 +203,7 @@ class _Runner:
             yield RoundStarted(rnd.index, plan.max_tokens, rnd.strategy, plan.held, rnd.recovery)
             outcome = yield from self.streamer.stream(rnd, plan)
             self._close_round(rnd, plan, outcome)
+            yield from self._verify_seam(rnd, plan, outcome)
             yield RoundFinished(rnd)
             stop = yield from self._after_round(rnd, plan, outcome)
             if stop:
@@ -412,6 +417,69 @@ class _Runner:
         loop = seams.check_repetition(tail + content) or seams.check_repeated_round(tail, content)
         if loop is not None:
             flags.append(loop)
+
+    def _verify_seam(self, rnd: Round, plan: Plan, outcome: Outcome) -> Generator[Event]:
+        """A round that did not write the held-back tail again may be a new turn: check it.
+
+        Two short requests at temperature 0 from the answer before the round (DESIGN §6: a server
+        that continues is self-consistent, :func:`core.probe.judge`). A new turn's text is
+        discarded and flagged ``restart``; the run then stops with PrefillIgnoredError.
+        """
+        dropped = next((f for f in rnd.seam_flags if f["kind"] == "dropped"), None)
+        if dropped is None or not rnd.text or outcome.kind == "cancelled" or self.cancel.cancelled:
+            return
+        yield Notice(
+            f"round {rnd.index} did not write again the end of round {rnd.index - 1}; checking with two "
+            "short requests at temperature 0 that the server continues the text sent",
+            rnd.index,
+        )
+        verdict = self._self_consistent(plan)
+        dropped["verified"] = verdict
+        if verdict == "ignored":
+            rnd.seam_flags.append(
+                {
+                    "kind": "restart",
+                    "message": "the new round did not continue the text sent: at temperature 0 the server "
+                    "is not self-consistent across a seam, so it starts a new turn",
+                    "structural": True,
+                    "discarded_chars": len(rnd.text),
+                    "excerpt": rnd.text[:80],
+                }
+            )
+            rnd.text = ""
+
+    def _self_consistent(self, plan: Plan) -> str:
+        """The probe's verdict for this run's own conversation at this seam ("unclear" on any error)."""
+        room = budget.round_budget(
+            self.spec, context_tokens=plan.prompt_estimate, produced_tokens=0, window=self.window
+        )
+        if room.max_tokens < 2 * VERIFY_TOKENS:
+            return "unclear"
+        spec = dataclasses.replace(self.spec, temperature=0.0, seed=0, max_tokens=VERIFY_TOKENS)
+        try:
+            first = self._ask(*self.strategy.build(spec, plan.answer))
+            cut = cut_point(first)
+            if not cut:
+                return "unclear"
+            sent = plan.answer + first[:cut]
+            raw = self._ask(*self.strategy.build(spec, sent))
+        except ContinuumError:
+            return "unclear"
+        return judge(first, cut, self.strategy.interpret(sent, raw), self.strategy.name, raw).verdict
+
+    def _ask(self, endpoint: str, body: dict[str, Any]) -> str:
+        assert self.client is not None
+        stream = (
+            self.client.stream_completion(body)
+            if endpoint == "completions"
+            else self.client.stream_chat(body)
+        )
+        unregister = self.cancel.register(stream.abort)
+        try:
+            with stream:
+                return "".join(delta.content for delta in stream)
+        finally:
+            unregister()
 
     def _check_reasoning_seam(self, rnd: Round, plan: Plan, reasoning: str) -> None:
         """A round continuing the reasoning: does it restart or loop?"""

@@ -15,6 +15,10 @@ The decoder follows the WHATWG EventSource parsing rules, on bytes:
 - several ``data:`` lines of one event are joined with ``\\n``; a blank line
   dispatches the event (an event without data is not dispatched);
 - ``data: [DONE]`` is ordinary data; the client decides to stop on it;
+- one departure from the specification, which ignores unknown fields: an
+  ``error:`` field (llama.cpp's server wrote mid-stream errors that way until
+  ggml-org/llama.cpp#16109) is read as ``event: error`` with that data, so an
+  error is never mistaken for an empty, finished stream;
 - a ``retry`` value longer than 18 digits is ignored like any non-number.
 
 Memory is bounded: a line longer than ``max_event_bytes`` (16 MiB by default),
@@ -229,6 +233,9 @@ class SSEDecoder:
                 self.last_event_id = value.decode("utf-8", "replace")
         elif name == b"retry" and value.isdigit() and len(value) <= _MAX_RETRY_DIGITS:
             self._retry = int(value)
+        elif name == b"error":  # llama.cpp (through 2025): "error: {...}" at HTTP 200, then [DONE]
+            self._event = "error"
+            self._add_data(value)
         # any other field is ignored, as the specification says
 
     def _add_data(self, value: bytes) -> None:

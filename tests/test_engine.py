@@ -106,14 +106,17 @@ def test_a_looping_model_is_stopped_for_repetition() -> None:
 
 
 def test_a_model_repeating_whole_rounds_is_stopped_for_repetition() -> None:
-    def reply(body: dict) -> list[dict]:
-        first = body["messages"][-1]["role"] == "user"
-        again = " ".join(f"point {i}," for i in range(30))  # 250 characters, no loop inside
-        return [chunk("A fresh start on the topic. " if first else again, "length")]
+    again = " ".join(f"point {i}," for i in range(30)) + " "  # 250 characters, no loop inside
+    looping = "A fresh start on the topic. " + again * 20
+
+    def reply(body: dict) -> list[dict]:  # continues the prefill, a model writing one round again and again
+        last = body["messages"][-1]
+        done = len(last["content"]) if last["role"] == "assistant" else 0
+        return [chunk(looping[done : done + (28 if not done else 250)], "length")]
 
     done = finish(run_all(spec_for("http://fake.test/v1", PROMPT), client=fake_server(reply)))
     assert done.stop_reason == "repetition"
-    assert len(done.result.rounds) == 3
+    assert len(done.result.rounds) == 4  # the first round that writes a whole earlier round again
 
 
 def test_a_server_ignoring_the_prefill_is_flagged_as_restarting(demo_url) -> None:

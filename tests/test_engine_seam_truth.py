@@ -106,12 +106,34 @@ def test_the_first_seam_holds_back_whole_words_only_at_temperature_0() -> None:
     assert " ".join(WORDS)[len(prefill_of(seen[1])) :] == " november"  # the usual: the last word
 
 
-def test_without_temperature_0_a_rewritten_tail_is_reported_as_dropped() -> None:
-    events = run_all(spec_for("http://fake.test/v1", "Go", max_rounds=2), client=fake_server(new_turn_server))
+def test_without_temperature_0_a_tail_not_written_again_is_checked_and_a_new_turn_discarded() -> None:
+    seen: list[dict] = []
+    events = run_all(spec_for("http://fake.test/v1", "Go"), client=fake_server(new_turn_server, seen))
     done = finish(events)
-    flag = next(f for f in done.result.rounds[1].seam_flags if f["kind"] == "dropped")
-    assert flag["excerpt"] == " november" and "november" not in done.result.text
-    assert any(isinstance(e, Notice) and "november" in e.message for e in events)
+    assert done.stop_reason == "error" and done.error.kind == "PrefillIgnoredError"
+    assert done.result.text == " ".join(WORDS) and NONSENSE not in done.result.text
+    dropped = next(f for f in done.result.rounds[1].seam_flags if f["kind"] == "dropped")
+    assert dropped["excerpt"] == " november" and dropped["verified"] == "ignored"
+    checks = [b for b in seen if b.get("temperature") == 0.0]
+    assert len(checks) == 2 and all(b["max_tokens"] <= 24 for b in checks)  # two short requests
+    assert any(isinstance(e, Notice) and "checking" in e.message for e in events)
+
+
+def test_a_tail_written_differently_by_a_server_that_does_continue_is_kept_and_reported() -> None:
+    def sampling(body: dict) -> tuple[str, str]:
+        """Continues the prefill; at temperature > 0 it picks another last word than before."""
+        sent = prefill_of(body)
+        if not sent:
+            return " ".join(WORDS), "length"
+        if body.get("temperature") == 0.0:
+            return " " + " ".join(f"w{i}" for i in range(len(sent.split()), len(sent.split()) + 6)), "length"
+        return " oscar papa quebec", "stop"
+
+    done = finish(run_all(spec_for("http://fake.test/v1", "Go"), client=fake_server(sampling)))
+    assert done.stop_reason == "finished"
+    assert done.result.text == " ".join(WORDS[:-1]) + " oscar papa quebec"
+    dropped = next(f for f in done.result.rounds[1].seam_flags if f["kind"] == "dropped")
+    assert dropped["excerpt"] == " november" and dropped["verified"] == "honoured"
 
 
 def test_the_instruction_strategy_keeps_every_character_of_a_round_that_ends_mid_word() -> None:
