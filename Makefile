@@ -5,7 +5,7 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PORT ?= 8501
 
-.PHONY: run test check lint typecheck pytest chromium demo bench clean
+.PHONY: run test check lint typecheck pytest test-peers chromium demo bench clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +25,24 @@ run: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) -m core demo --port 8765
 
-## Debian's chromium for the browser tests (installed once, by name).
+## Debian's chromium for the browser tests (installed once, by name). When another apt or dpkg
+## holds the package lock, wait for it: `install` through apt-get's DPkg::Lock::Timeout (seconds);
+## `update`, whose lists lock ignores that option (apt 2.6), by asking again while apt says the
+## lock is held, every APT_LOCK_PAUSE seconds, APT_LOCK_TRIES times.
+APT_LOCK_TIMEOUT ?= 600
+APT_LOCK_TRIES ?= 120
+APT_LOCK_PAUSE ?= 5
+APT_GET := apt-get -o DPkg::Lock::Timeout=$(APT_LOCK_TIMEOUT)
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	  tries=0; \
+	  until out=$$($(SUDO) $(APT_GET) update -qq 2>&1); do \
+	    tries=$$((tries + 1)); \
+	    case "$$out" in *"Could not get lock"*) [ $$tries -lt $(APT_LOCK_TRIES) ] ;; *) false ;; esac \
+	      || { echo "$$out" >&2; exit 1; }; \
+	    sleep $(APT_LOCK_PAUSE); \
+	  done; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq chromium >/dev/null; }
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
@@ -39,10 +52,18 @@ typecheck: $(VENV)/.dev-installed
 	$(VENV)/bin/mypy
 
 pytest: $(VENV)/.dev-installed chromium
-	$(VENV)/bin/pytest -n 2 --dist loadfile
+	$(VENV)/bin/pytest -n 2 --dist loadfile -m "not peers"
 
-## Set up everything and run every check: lint, types, unit, integration and browser tests.
-test: lint typecheck pytest
+## A real third-party server in the loop: llama-cpp-python (compiled from PyPI's source the first
+## time: ~6 min on 2 cores, seconds once pip has cached the wheel) on a tiny random-weight model
+## that tests/peers/make_model.py writes. The probe, the seam checks and the completions strategy
+## are tested against it; tests/peers/test_llama_server.py pins what that server does.
+test-peers: $(VENV)/.dev-installed
+	bash tests/peers/setup.sh
+	CONTINUUM_PEERS_REQUIRED=1 $(VENV)/bin/pytest -m peers tests/peers
+
+## Set up everything and run every check: lint, types, unit, integration, browser and peer-server tests.
+test: lint typecheck pytest test-peers
 
 bench: $(VENV)/.dev-installed chromium
 	$(PY) bench/bench_stream.py

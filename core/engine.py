@@ -36,7 +36,7 @@ from core.errors import (
     sentence,
 )
 from core.keys import KEY_PLACEHOLDER
-from core.probe import cut_point, judge
+from core.probe import self_consistency
 from core.reasoning import ThinkSplitter
 from core.rounds import Outcome, Plan, RetryPolicy, RoundStreamer
 from core.strategies import Think, get_strategy, prefill_text
@@ -388,14 +388,13 @@ class _Runner:
         answer, flags = plan.answer, rnd.seam_flags
         dropped = plan.reply_filter.dropped if plan.reply_filter is not None else ""
         restart = seams.check_restart(answer, content)
-        if restart is None and plan.verify:
-            restart = seams.check_rewritten(plan.held_text, content, rnd.index - 1)
         if restart is not None:
             restart["discarded_chars"] = len(content)
             flags.append(restart)
             rnd.text = ""
             return
-        dropped_tail = seams.check_held_back(plan.held_text, content, rnd.index - 1)
+        check_tail = seams.check_rewritten if plan.verify else seams.check_held_back
+        dropped_tail = check_tail(plan.held_text, content, rnd.index - 1)
         if dropped_tail is not None:
             flags.append(dropped_tail)
         if dropped and self.strategy.name == "instruction":
@@ -453,33 +452,13 @@ class _Runner:
         room = budget.round_budget(
             self.spec, context_tokens=plan.prompt_estimate, produced_tokens=0, window=self.window
         )
-        if room.max_tokens < 2 * VERIFY_TOKENS:
+        if room.max_tokens < 2 * VERIFY_TOKENS or self.client is None:
             return "unclear"
         spec = dataclasses.replace(self.spec, temperature=0.0, seed=0, max_tokens=VERIFY_TOKENS)
         try:
-            first = self._ask(*self.strategy.build(spec, plan.answer))
-            cut = cut_point(first)
-            if not cut:
-                return "unclear"
-            sent = plan.answer + first[:cut]
-            raw = self._ask(*self.strategy.build(spec, sent))
+            return self_consistency(self.client, self.strategy, spec, plan.answer, self.cancel).verdict
         except ContinuumError:
             return "unclear"
-        return judge(first, cut, self.strategy.interpret(sent, raw), self.strategy.name, raw).verdict
-
-    def _ask(self, endpoint: str, body: dict[str, Any]) -> str:
-        assert self.client is not None
-        stream = (
-            self.client.stream_completion(body)
-            if endpoint == "completions"
-            else self.client.stream_chat(body)
-        )
-        unregister = self.cancel.register(stream.abort)
-        try:
-            with stream:
-                return "".join(delta.content for delta in stream)
-        finally:
-            unregister()
 
     def _check_reasoning_seam(self, rnd: Round, plan: Plan, reasoning: str) -> None:
         """A round continuing the reasoning: does it restart or loop?"""

@@ -31,12 +31,14 @@ ContinuumError by :func:`probe`: they are not verdicts on continuation;
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.client import Client, Timeouts
 from core.errors import ContinuumError
-from core.strategies import STRATEGY_CLASSES, get_strategy
-from core.types import RunSpec
+from core.strategies import STRATEGY_CLASSES, Strategy, get_strategy
+from core.types import CancelToken, RunSpec
 
 PROBE_PROMPTS = (
     "Count from 1 to 20, separated by commas.",
@@ -163,26 +165,28 @@ def judge(first: str, cut: int, reply: str, strategy: str = "prefill", raw: str 
     return result("unclear", f"Inconclusive ({why}).", strategy)
 
 
-def _ask(client: Client, endpoint: str, body: dict[str, object]) -> str:
+def _ask(client: Client, endpoint: str, body: dict[str, Any], *, cancel: CancelToken | None = None) -> str:
     stream = client.stream_completion(body) if endpoint == "completions" else client.stream_chat(body)
-    parts: list[str] = []
-    with stream:
-        for delta in stream:
-            parts.append(delta.content)
-    return "".join(parts)
+    unregister = cancel.register(stream.abort) if cancel is not None else None
+    try:
+        with stream:
+            return "".join(delta.content for delta in stream)
+    finally:
+        if unregister is not None:
+            unregister()
 
 
 ECHO_CHECK = "Answer:"  # a prefill that is no beginning of the model's own answer
 
 
-def _echoes(client: Client, request: tuple[str, dict[str, object]]) -> bool:
+def _echoes(client: Client, request: tuple[str, dict[str, Any]], cancel: CancelToken | None) -> bool:
     """Does the server stream back a prefill the model would not have written itself?
 
     At temperature 0 a server that echoes and continues a prefix of the model's own answer,
     and one that ignores the prefill and restarts that answer, send the same text; only a
     foreign prefill tells them apart.
     """
-    return _ask(client, *request).startswith(ECHO_CHECK)
+    return _ask(client, *request, cancel=cancel).startswith(ECHO_CHECK)
 
 
 def _restarted(result: ProbeResult) -> ProbeResult:
@@ -198,6 +202,53 @@ def _restarted(result: ProbeResult) -> ProbeResult:
         result.agreed,
         result.compared,
     )
+
+
+# llama.cpp's servers penalise repeats among the tokens generated *in the request* (default 1.1):
+# text moved from the output into the prefill stops being penalised, so the continuation differs
+# at the seam although the server continues. A check that disagrees is asked again without it.
+NO_REPEAT_PENALTY = {"repeat_penalty": 1.0}
+
+
+def self_consistency(
+    client: Client, strategy: Strategy, spec: RunSpec, answer: str = "", cancel: CancelToken | None = None
+) -> ProbeResult:
+    """The check at one point of a conversation: ``spec`` (at temperature 0) with ``answer`` sent.
+
+    Request A continues ``answer``, request B continues ``answer`` plus the first part of A's
+    text. When they disagree, both are sent again with ``repeat_penalty`` 1: "ignored" stands only
+    when both say so (a server that refuses the field keeps the first verdict). Errors are raised.
+    """
+    result = _check(client, strategy, spec, answer, cancel)
+    if result.verdict in ("ignored", "unclear") and "repeat_penalty" not in spec.extra_body:
+        plain = dataclasses.replace(spec, extra_body={**spec.extra_body, **NO_REPEAT_PENALTY})
+        try:
+            again = _check(client, strategy, plain, answer, cancel)
+        except ContinuumError as exc:
+            if exc.status in (400, 422):  # the server does not take the field: no second opinion
+                return result
+            raise
+        if again.honoured:
+            note = " (with repeat_penalty 1: this server penalises repeats within one request)"
+            return dataclasses.replace(again, advice=again.advice + note)
+        if again.verdict == "unclear":  # the second opinion does not confirm a new turn
+            return again
+    return result
+
+
+def _check(
+    client: Client, strategy: Strategy, spec: RunSpec, answer: str, cancel: CancelToken | None
+) -> ProbeResult:
+    first = _ask(client, *strategy.build(spec, answer), cancel=cancel)
+    cut = cut_point(first)
+    if not cut:
+        return judge(first, 0, "", strategy.name)
+    sent = answer + first[:cut]
+    raw = _ask(client, *strategy.build(spec, sent), cancel=cancel)
+    verdict = judge(first, cut, strategy.interpret(sent, raw), strategy.name, raw)
+    if verdict.verdict == "echoes" and not _echoes(client, strategy.build(spec, ECHO_CHECK), cancel):
+        verdict = _restarted(verdict)
+    return verdict
 
 
 def probe(
@@ -227,16 +278,7 @@ def probe(
                 strategy=strategy,
                 template=template,
             )
-            first = _ask(http, *chosen.build(spec, ""))
-            cut = cut_point(first)
-            if not cut:
-                verdict = judge(first, 0, "", strategy)
-                continue
-            raw = _ask(http, *chosen.build(spec, first[:cut]))
-            reply = chosen.interpret(first[:cut], raw)
-            verdict = judge(first, cut, reply, strategy, raw)
-            if verdict.verdict == "echoes" and not _echoes(http, chosen.build(spec, ECHO_CHECK)):
-                verdict = _restarted(verdict)
+            verdict = self_consistency(http, chosen, spec)
             if verdict.verdict != "unclear":
                 return verdict
     finally:

@@ -86,7 +86,11 @@ def hold_back_to_verify(last_text: str, max_tokens: int) -> int:
 
 
 def check_rewritten(held: str, new_text: str, round_index: int) -> Flag | None:
-    """At temperature 0, the round after a seam must start by writing the held text again."""
+    """At temperature 0, the round after a seam must start by writing the held text again.
+
+    A ``dropped`` flag when it does not; the engine then checks the seam with two short
+    requests (a server may also penalise repeats within a request, which is no new turn).
+    """
     n = min(len(held), len(new_text))
     if n < VERIFY_SEAM_CHARS or len(held.strip()) < VERIFY_SEAM_CHARS:
         return None
@@ -96,15 +100,15 @@ def check_rewritten(held: str, new_text: str, round_index: int) -> Flag | None:
     if agreed >= VERIFY_SEAM_CHARS:
         return None
     return {
-        "kind": "restart",
+        "kind": "dropped",
         "message": (
-            f"the new round did not continue: at temperature 0 it should have started with the "
-            f"{len(held)} characters held back from round {round_index} ('{held.strip()[:40]}'), but it "
-            f"wrote '{new_text.strip()[:40]}': the server starts a new turn instead of continuing"
+            f"at temperature 0 the new round should have started with the {len(held)} characters held "
+            f"back from round {round_index} ('{held.strip()[:40]}'), but it wrote "
+            f"'{new_text.strip()[:40]}': it may have started a new turn"
         ),
         "chars": len(held),
-        "excerpt": new_text[:80],
-        "structural": True,
+        "excerpt": held[:80],
+        "at_temperature_0": True,
     }
 
 

@@ -71,8 +71,9 @@ def test_a_new_turn_that_repeats_nothing_is_caught_at_the_first_seam_at_temperat
     done = finish(events)
     assert done.stop_reason == "error" and done.error.kind == "PrefillIgnoredError"
     assert done.result.text == " ".join(WORDS)  # round 1 whole again: the held-back words came back
-    flags = done.result.rounds[1].seam_flags
-    assert flags[0]["kind"] == "restart" and flags[0]["structural"] and NONSENSE not in done.result.text
+    flags = {f["kind"]: f for f in done.result.rounds[1].seam_flags}
+    assert flags["dropped"]["at_temperature_0"] and flags["dropped"]["verified"] == "ignored"
+    assert flags["restart"]["structural"] and NONSENSE not in done.result.text
 
 
 def test_a_server_that_continues_passes_the_first_seam_check() -> None:
@@ -115,7 +116,8 @@ def test_without_temperature_0_a_tail_not_written_again_is_checked_and_a_new_tur
     dropped = next(f for f in done.result.rounds[1].seam_flags if f["kind"] == "dropped")
     assert dropped["excerpt"] == " november" and dropped["verified"] == "ignored"
     checks = [b for b in seen if b.get("temperature") == 0.0]
-    assert len(checks) == 2 and all(b["max_tokens"] <= 24 for b in checks)  # two short requests
+    assert all(b["max_tokens"] <= 24 for b in checks)  # short requests: two, and two more with
+    assert [b.get("repeat_penalty") for b in checks] == [None, None, 1.0, 1.0]  # repeat_penalty 1
     assert any(isinstance(e, Notice) and "checking" in e.message for e in events)
 
 
