@@ -11,10 +11,19 @@ from pathlib import Path
 import streamlit as st
 
 from pages import _common as common
+from pages._blocks import inert_code
 
 ROOT = Path(__file__).parent
 
-st.set_page_config(page_title="Continuum", page_icon=":material/all_inclusive:", layout="wide")
+# The tab's icon, drawn here: Streamlit serves an SVG string as a data: URL, whereas a
+# ":material/…:" page icon makes every page load fetch it from fonts.gstatic.com.
+ICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><path fill="none" stroke="#3b5bdb" '
+    'stroke-width="2.6" stroke-linecap="round" d="M12 12C9.8 9.2 8.3 8 6.5 8a4 4 0 0 0 0 8c1.8 0 3.3-1.2 '
+    '5.5-4s3.7-4 5.5-4a4 4 0 0 1 0 8c-1.8 0-3.3-1.2-5.5-4"/></svg>'
+)
+
+st.set_page_config(page_title="Continuum", page_icon=ICON, layout="wide")
 if not common.access_gate():  # a shared server asks for its access password before anything else
     st.stop()
 
@@ -35,7 +44,7 @@ with st.sidebar:
     provider = common.provider()
     st.markdown(f"**{provider.label}**")
     model = common.model_for(provider)
-    st.caption(f"Model: `{model}`" if model else "Model: none chosen yet")
+    st.caption(f"Model: {inert_code(model)}" if model else "Model: none chosen yet")
     st.caption(common.key_status(provider))
 
 page.run()

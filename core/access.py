@@ -30,10 +30,14 @@ multicast, reserved and unspecified ranges, IPv4 written as one number
 (``2130706433``) or hex, IPv4-mapped/NAT64/6to4 forms of those, and names such as
 ``localhost``, ``*.localhost``, ``*.local``, ``*.internal``, ``*.home.arpa`` or
 one-label intranet names. Host names are resolved first and refused if any
-address they resolve to is internal; after connecting, the peer address is
-checked again (a DNS answer that changed in between — rebinding — is caught
-before the response is read). Requests that go through an HTTP proxy from the
-environment skip that second check: the proxy resolves the name.
+address they resolve to is internal. Then the connection goes to exactly the
+addresses that were checked: :mod:`core.pinning` resolves each host once when it
+connects, checks the answer with :func:`connect_addresses` and dials those
+addresses (the Host header and TLS stay on the name), so a DNS answer that
+changes between the check and the connection (rebinding) reaches nothing. After
+connecting, the peer address is checked once more (:func:`check_response`).
+Requests that go through an HTTP proxy from the environment skip the last two:
+the proxy resolves the name.
 
 Demo models started in this process (:func:`trust_origin`) are always allowed:
 the app's own demo model runs on loopback. In shared mode a key from the
@@ -42,10 +46,13 @@ or an allow-listed one (:func:`server_key_may_go_to`).
 
 The access gate
 ---------------
-:func:`needs_password`: exposed (:func:`is_exposed`) and a server-side key
-configured (:func:`server_key_configured`). The app then asks for
-``access_password`` from its secrets and compares it with
-:func:`password_matches` (constant time).
+:func:`needs_password`: an ``access_password`` is set (on any listener, with or
+without a server-side key), or the server is exposed (:func:`is_exposed`) with a
+server-side key (:func:`server_key_configured`), when, without a password, the
+app refuses to serve. The app compares what a session gives with
+:func:`password_matches` (constant time); :class:`GateThrottle` slows repeated
+wrong passwords down (no wait for the first ``FREE_TRIES``, then 1, 2, 4… seconds,
+at most ``MAX_WAIT_S``).
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ import ipaddress
 import os
 import socket
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -66,20 +74,30 @@ from core.errors import ConfigError
 
 __all__ = [
     "ALLOWED_ENV",
+    "FREE_TRIES",
+    "MAX_WAIT_S",
     "SHARED_ENV",
     "AllowEntry",
+    "GateThrottle",
+    "RefusedAddress",
+    "Resolver",
     "check_base_url",
     "check_request",
     "check_response",
     "check_url",
+    "connect_addresses",
     "event_hooks",
     "is_exposed",
     "is_internal_ip",
     "is_loopback_listener",
     "is_shared",
     "needs_password",
+    "needs_pinning",
     "parse_allow_list",
     "password_matches",
+    "password_set",
+    "proxy_for",
+    "refused_as_internal",
     "server_key_configured",
     "server_key_may_go_to",
     "set_shared",
@@ -288,6 +306,40 @@ def _internal_reason(url: httpx.URL, resolve: Resolver) -> str | None:
     return None
 
 
+class RefusedAddress(Exception):
+    """Raised by :func:`connect_addresses`: ``reason`` says why the host may not be reached."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def connect_addresses(host: str, port: int, resolve: Resolver | None = None) -> list[str]:
+    """The addresses to connect to for ``host`` on a shared server: resolved once, all checked.
+
+    Raises :class:`RefusedAddress` for an internal name or address (any one of them),
+    and ``OSError`` when the name does not resolve.
+    """
+    name = host.lower().rstrip(".").strip("[]")
+    ip = _as_ip(name)
+    if ip is not None:
+        if is_internal_ip(ip):
+            raise RefusedAddress(f"{name} is an internal address")
+        return [str(ip)]
+    if _internal_name(name):
+        raise RefusedAddress(f"{name} names a machine on the local network")
+    try:
+        addresses = list(dict.fromkeys((resolve or _resolve)(name, port)))
+    except UnicodeError as exc:
+        raise OSError(f"{name} is not a valid host name ({exc})") from exc
+    if not addresses:
+        raise OSError(f"{name} has no address")
+    for address in addresses:
+        if is_internal_ip(address):
+            raise RefusedAddress(f"{name} resolves to the internal address {address}")
+    return addresses
+
+
 # ------------------------------------------------------------------ checks
 
 
@@ -298,6 +350,15 @@ def _refused_by_allow_list(shown: str, entries: tuple[AllowEntry, ...], redirect
         f"Requests to {shown} are not allowed on this server: it {what} outside {ALLOWED_ENV} ({listed}).",
         "Use one of the allowed base URLs, or ask whoever runs this server to add yours.",
     )
+
+
+def _shown(url: httpx.URL) -> str:
+    return str(url.copy_with(query=None, fragment=None, username=None, password=None))
+
+
+def refused_as_internal(url: httpx.URL, reason: str) -> ConfigError:
+    """The refusal for a request to ``url`` that would reach an internal address."""
+    return _refused_as_internal(_shown(url), reason)
 
 
 def _refused_as_internal(shown: str, reason: str) -> ConfigError:
@@ -318,7 +379,7 @@ def check_url(
     parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
     if _is_trusted(parsed):
         return
-    shown = str(parsed.copy_with(query=None, fragment=None, username=None, password=None))
+    shown = _shown(parsed)
     entries = _allow_list(environ)
     if entries:
         if any(entry.matches(parsed) for entry in entries):
@@ -342,9 +403,24 @@ def check_request(request: httpx.Request) -> None:
     check_url(request.url, redirect=True)
 
 
-def _proxied(url: httpx.URL) -> bool:
+def proxy_for(url: httpx.URL) -> str | None:
+    """The proxy from the environment a request to ``url`` goes through (None: it connects directly)."""
     proxies = urllib.request.getproxies()
-    return bool(proxies.get(url.scheme) or proxies.get("all")) and not urllib.request.proxy_bypass(url.host)
+    proxy = proxies.get(url.scheme) or proxies.get("all")
+    return None if not proxy or urllib.request.proxy_bypass(url.host) else proxy
+
+
+def _proxied(url: httpx.URL) -> bool:
+    return proxy_for(url) is not None
+
+
+def needs_pinning(url: httpx.URL, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether a connection for ``url`` must go only to addresses checked with :func:`connect_addresses`:
+    shared mode, no allow-list (with one, every URL is allow-listed or refused before connecting),
+    not this process's demo model, not through a proxy."""
+    if not is_shared(environ) or _is_trusted(url) or _allow_list(environ):
+        return False
+    return not _proxied(url)
 
 
 def check_response(response: httpx.Response) -> None:
@@ -358,8 +434,7 @@ def check_response(response: httpx.Response) -> None:
     peer = stream.get_extra_info("server_addr") if stream is not None else None
     if isinstance(peer, tuple) and peer and is_internal_ip(str(peer[0])):
         response.close()
-        shown = str(url.copy_with(query=None, fragment=None, username=None, password=None))
-        raise _refused_as_internal(shown, f"the connection went to the internal address {peer[0]}")
+        raise refused_as_internal(url, f"the connection went to the internal address {peer[0]}")
 
 
 def event_hooks() -> dict[str, list[Callable[[Any], Any]]]:
@@ -410,10 +485,19 @@ def is_exposed(address: str | None, environ: Mapping[str, str] | None = None) ->
     return not is_loopback_listener(address) or shared_by_env(environ)
 
 
+def password_set(secrets: Mapping[str, Any] | None) -> bool:
+    """Whether the secrets hold a non-empty ``access_password``."""
+    expected = (secrets or {}).get("access_password")
+    return isinstance(expected, str) and bool(expected)
+
+
 def needs_password(
     address: str | None, secrets: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None
 ) -> bool:
-    """The app must ask for ``access_password``: exposed (see :func:`is_exposed`) with a server-side key."""
+    """The app must ask for ``access_password`` (see the module docstring): one is set, or the
+    server is exposed (see :func:`is_exposed`) with a server-side key."""
+    if password_set(secrets):
+        return True
     return is_exposed(address, environ) and server_key_configured(secrets, environ)
 
 
@@ -439,3 +523,61 @@ def password_matches(given: str | None, expected: str | None) -> bool:
     if not expected or given is None:
         return False
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+FREE_TRIES = 3  # wrong passwords before the gate starts to wait
+MAX_WAIT_S = 60.0  # the longest wait between two tries
+
+
+class GateThrottle:
+    """Slows repeated wrong access passwords down, per key (a session, a client address).
+
+    After ``free`` failures in a row a key waits 1 s before its next try, then 2, 4…
+    (at most ``cap``); a try during the wait is not checked. Success forgets the key.
+    ``now``: seconds on ``clock`` (default ``time.monotonic``; tests give their own).
+    """
+
+    def __init__(
+        self,
+        free: int = FREE_TRIES,
+        cap: float = MAX_WAIT_S,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.free = free
+        self.cap = cap
+        self.max_keys = max_keys
+        self.clock = clock
+        self._failures: dict[str, tuple[int, float]] = {}  # key -> (failures in a row, until)
+        self._lock = threading.Lock()
+
+    def delay(self, failures: int) -> float:
+        """The wait after ``failures`` wrong passwords in a row."""
+        if failures < self.free:
+            return 0.0
+        return float(min(self.cap, 2 ** min(failures - self.free, 30)))
+
+    def wait(self, keys: Iterable[str], now: float | None = None) -> float:
+        """Seconds before any of ``keys`` may try again (0: now)."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            return max([0.0] + [self._failures.get(key, (0, 0.0))[1] - now for key in keys])
+
+    def failed(self, keys: Iterable[str], now: float | None = None) -> float:
+        """Record a wrong password for ``keys``; returns the wait before the next try."""
+        now = self.clock() if now is None else now
+        waits = [0.0]
+        with self._lock:
+            if len(self._failures) >= self.max_keys:  # forget the keys whose wait is over
+                self._failures = {k: v for k, v in self._failures.items() if v[1] > now}
+            for key in keys:
+                failures = self._failures.get(key, (0, 0.0))[0] + 1
+                delay = self.delay(failures)
+                self._failures[key] = (failures, now + delay)
+                waits.append(delay)
+        return max(waits)
+
+    def passed(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self._failures.pop(key, None)

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from core import pinning
 from core.access import check_base_url, event_hooks
 from core.error_map import error_from_body, error_from_response, parse_body
 from core.errors import APIStatusError, ConfigError, ContinuumError
@@ -120,7 +121,7 @@ class Client:
             timeout=httpx.Timeout(t.idle, connect=t.connect, pool=t.connect),
             follow_redirects=True,
             max_redirects=MAX_REDIRECTS,
-            transport=transport,
+            transport=transport or pinning.transport(),  # shared server: connects to checked addresses only
             event_hooks=event_hooks(),  # core.access: every hop, redirects included, is checked
         )
 

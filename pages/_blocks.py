@@ -94,19 +94,25 @@ def escape_dollars(text: str, fence: str | None) -> str:
 
 
 # Links in model output: Streamlit drops javascript: URLs but keeps others (data:text/html…);
-# only these schemes stay links, the rest is shown as text.
+# only these schemes stay links, the rest is shown as text. Images are never fetched.
 _SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
 _SAFE_DATA = re.compile(r"data:image/(?:png|jpeg|gif|webp)[;,]", re.IGNORECASE)
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 _REF_DEF = re.compile(r"^( {0,3})(\[(?:[^\]\\]|\\.)+\]:)(.*)$")
 _AUTOLINK = re.compile(r"<([A-Za-z][A-Za-z0-9+.\-]{1,31}):[^\s<>]*>")
+_INLINE_IMAGE = re.compile(r"!\[[^\[\]]*\]\(")  # ![alt]( with no brackets inside the alt text
+
+
+def _decoded(destination: str) -> str:
+    """A link destination as a browser reads it: entities and escapes decoded, whitespace and controls removed."""
+    url = re.sub(r"\\(.)", r"\1", html.unescape(destination))
+    return "".join(c for c in url if c > " " and c != "\x7f").lstrip("<")
 
 
 def unsafe_url(destination: str) -> bool:
     """Whether a Markdown link destination would be a live link with a scheme other than
     http(s)/mailto (entities and escapes decoded, whitespace and controls removed as browsers do)."""
-    url = re.sub(r"\\(.)", r"\1", html.unescape(destination))
-    url = "".join(c for c in url if c > " " and c != "\x7f").lstrip("<")
+    url = _decoded(destination)
     match = _SCHEME.match(url)
     if not match or match.group(1).lower() in _SAFE_SCHEMES:
         return False
@@ -120,7 +126,24 @@ def _destination(rest: str) -> str:
     return re.split(r"[\s)]", rest, maxsplit=1)[0]
 
 
+def _defang_images(part: str) -> str:
+    """Every image becomes text (``!\\[``): the browser would fetch it from wherever it points.
+
+    Only an inline ``data:`` image (png, jpeg, gif, webp) stays a picture: it needs no request.
+    """
+    out, start = [], 0
+    while (at := part.find("![", start)) >= 0:
+        out.append(part[start:at])
+        inline = _INLINE_IMAGE.match(part, at)
+        local = inline is not None and _SAFE_DATA.match(_decoded(_destination(part[inline.end() :])))
+        out.append("![" if local else "!\\[")
+        start = at + 2
+    out.append(part[start:])
+    return "".join(out)
+
+
 def _defang_inline(part: str) -> str:
+    part = _defang_images(part) if "![" in part else part
     out, start = [], 0
     while (at := part.find("](", start)) >= 0:
         out.append(part[start:at])
@@ -131,25 +154,50 @@ def _defang_inline(part: str) -> str:
     return _AUTOLINK.sub(lambda m: "\\" + m.group(0) if unsafe_url(m.group(0)[1:-1]) else m.group(0), text)
 
 
+def _defang_line(
+    line: str, i: int, lines: list[str], split: Callable[[str, Callable[[str], str]], str]
+) -> str:
+    ref = _REF_DEF.match(line)
+    if ref:
+        dest = _destination(ref.group(3)) or (_destination(lines[i + 1]) if i + 1 < len(lines) else "")
+        if unsafe_url(dest):
+            line = f"{ref.group(1)}\\{ref.group(2)}{ref.group(3)}"
+    return split(line, _defang_inline)
+
+
 def safe_links(text: str, fence: str | None) -> str:
-    """``text`` with links, images, reference definitions and autolinks whose scheme is not
-    http, https, mailto (or a data: image) turned into plain text; code is left alone."""
-    if ":" not in text and "&" not in text:
+    """``text`` with images (but inline data: ones) and with links, reference definitions and
+    autolinks whose scheme is not http, https, mailto (or a data: image) turned into plain text;
+    code is left alone."""
+    if ":" not in text and "&" not in text and "![" not in text:
         return text
+    return _map_prose(text, fence, lambda line, i, lines: _defang_line(line, i, lines, _outside_code_spans))
 
-    def defang(line: str, i: int, lines: list[str]) -> str:
-        ref = _REF_DEF.match(line)
-        if ref:
-            dest = _destination(ref.group(3)) or (_destination(lines[i + 1]) if i + 1 < len(lines) else "")
-            if unsafe_url(dest):
-                line = f"{ref.group(1)}\\{ref.group(2)}{ref.group(3)}"
-        return _outside_code_spans(line, _defang_inline)
 
-    return _map_prose(text, fence, defang)
+def inert(text: str) -> str:
+    """Text Continuum did not write, ready for any Markdown element: the one door for every string
+    that came from a server (error messages, model names, probe replies, notices) or another session.
+
+    The rendering of model output (:func:`safe_links`, ``$`` escaped), with no exemption for code:
+    such a string is set inside Markdown of ours, where its fences and code spans would not parse as
+    they do alone. So no image can form anywhere in it (a backslash may show inside its code).
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("$", r"\$")
+    lines = text.split("\n")
+    return "\n".join(
+        _defang_line(line, i, lines, lambda part, change: change(part)) for i, line in enumerate(lines)
+    )
+
+
+def inert_code(text: str) -> str:
+    """``text`` (a model name, a finish reason) as inline code that nothing in it can close or escape."""
+    flat = " ".join(text.split())
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", flat)), default=0) + 1)
+    return f"{fence} {flat} {fence}"
 
 
 def to_markdown(text: str, fence_before: str | None, *, close: bool) -> str:
-    """``text`` ready for ``st.markdown``: fences re-opened/closed, ``$`` escaped, unsafe links defused."""
+    """``text`` ready for ``st.markdown``: fences re-opened/closed, ``$`` escaped, unsafe links and images defused."""
     body = safe_links(escape_dollars(text, fence_before), fence_before)
     if fence_before is not None:
         body = f"{fence_before}\n{body}"

@@ -10,8 +10,10 @@ URL, the run spec, the logs or any export.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +98,7 @@ def fresh_container(parent: Any = None, **kwargs: Any) -> Any:
 # ---------------------------------------------------------------- access (shared deployments)
 
 ACCESS_GRANTED = "access_granted"  # session state: this session gave the access password
+GATE_SESSION = "access_gate_session"  # session state: this session's key for the wrong-password throttle
 
 
 def ensure_routed() -> None:
@@ -131,14 +134,16 @@ def listen_address() -> str:
 
 
 def access_gate() -> bool:
-    """Before anything else on a shared server, ask for ``access_password`` from the secrets.
+    """Before anything else, ask for ``access_password`` from the secrets when one is set.
 
-    Shared: the server listens beyond loopback (or ``CONTINUUM_SHARED=1``). With
-    a server-side key (secrets or environment) the session must give the
-    password first; without a configured password the app refuses to serve at
-    all rather than hand the key to anyone who can reach it. Shared servers
-    also refuse internal addresses (:mod:`core.access`). Returns whether the
-    session may go on; if not, the gate is the only page (``app.py`` stops).
+    Set, it is asked for whether or not the server holds a key. Not set, a shared
+    server (listening beyond loopback, or ``CONTINUUM_SHARED=1``) with a
+    server-side key (secrets or environment) refuses to serve at all rather than
+    hand the key to anyone who can reach it. Shared servers also refuse internal
+    addresses (:mod:`core.access`). Repeated wrong passwords are slowed down
+    (:class:`core.access.GateThrottle`, per session and per client address).
+    Returns whether the session may go on; if not, the gate is the only page
+    (``app.py`` stops).
     """
     address = listen_address()
     access.set_shared(not access.is_loopback_listener(address))  # CONTINUUM_SHARED=1 is read apart
@@ -153,6 +158,28 @@ def access_gate() -> bool:
     )
     st.navigation([gate], position="hidden").run()
     return False
+
+
+@st.cache_resource(show_spinner=False)
+def gate_throttle() -> access.GateThrottle:
+    """The process's wrong-password throttle (sessions and client addresses)."""
+    return access.GateThrottle()
+
+
+def _throttle_keys() -> list[str]:
+    """This session, and its client's address unless that is loopback (a proxy on this machine:
+    every client would share it)."""
+    if GATE_SESSION not in st.session_state:
+        st.session_state[GATE_SESSION] = uuid.uuid4().hex
+    keys = [f"session:{st.session_state[GATE_SESSION]}"]
+    ip = st.context.ip_address
+    if ip and not access.is_loopback_listener(ip):
+        keys.append(f"address:{ip}")
+    return keys
+
+
+def _seconds(wait: float) -> str:
+    return f"{math.ceil(wait)} s"
 
 
 def _gate_page(expected: object) -> None:
@@ -177,10 +204,18 @@ def _gate_form(expected: object) -> None:
         given = st.text_input("Access password", type="password", key="access_password_input")
         entered = st.form_submit_button("Enter", icon=":material/lock_open:")
     if entered:
-        if access.password_matches(given, expected):
+        throttle, keys = gate_throttle(), _throttle_keys()
+        wait = throttle.wait(keys)
+        if wait > 0:  # not checked: one try per wait
+            st.error(f"Too many wrong passwords. Try again in {_seconds(wait)}.")
+        elif access.password_matches(given, expected):
+            throttle.passed(keys)
             st.session_state[ACCESS_GRANTED] = True
             st.rerun()
-        st.error("That is not the access password.")
+        else:
+            wait = throttle.failed(keys)
+            later = f" Too many wrong tries: wait {_seconds(wait)} before the next one." if wait else ""
+            st.error(f"That is not the access password.{later}")
 
 
 # ---------------------------------------------------------------- session settings

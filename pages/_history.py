@@ -23,6 +23,7 @@ from core.providers import PROVIDERS
 from core.store import RunSummary, Store, default_db_path
 from core.types import STRATEGIES, RunResult, RunSpec
 from pages import _common as common
+from pages._blocks import inert
 
 STUDIO = "pages/studio.py"
 RUNS = "pages/runs.py"
@@ -64,11 +65,13 @@ def history_or_stop() -> Store:
     try:
         return history()
     except ContinuumError as exc:
-        st.error(f"**The run history cannot be opened.** {exc}", icon=":material/error:")
+        st.error(inert(f"**The run history cannot be opened.** {exc}"), icon=":material/error:")
     except Exception as exc:  # noqa: BLE001 - a broken file must not show a traceback
         st.error(
-            f"**The run history cannot be opened** ({type(exc).__name__}: {exc}). Check `CONTINUUM_DB` "
-            f"({default_db_path()}).",
+            inert(
+                f"**The run history cannot be opened** ({type(exc).__name__}: {exc}). Check `CONTINUUM_DB` "
+                f"({default_db_path()})."
+            ),
             icon=":material/error:",
         )
     st.stop()

@@ -16,6 +16,7 @@ import core.export as export
 from core import inspect
 from core.types import RunResult
 from pages import _charts as charts
+from pages._blocks import inert, inert_code
 
 A_COLOR = "#4c6ef5"
 B_COLOR = "#f08c00"
@@ -45,7 +46,7 @@ def seam_heading(seam: inspect.Seam) -> str:
     est = "≈" if seam.tokens_estimated else ""
     parts.append(f"{where} character {seam.offset:,} · after {est}{seam.tokens:,} tokens")
     if seam.finish_reason:
-        parts.append(f"`{seam.finish_reason}`")
+        parts.append(inert_code(seam.finish_reason))
     badges = [f":{FLAG_COLORS.get(kind, 'orange')}-badge[{kind.replace('_', ' ')}]" for kind in seam.kinds]
     if seam.recovery:
         badges.append(":blue-badge[recovery]")
@@ -91,10 +92,10 @@ def seam_card(seam: inspect.Seam) -> None:
         for flag in seam.flags:
             kind = str(flag.get("kind", "seam"))
             message = str(flag.get("message", ""))
-            text = f"**{kind.replace('_', ' ').capitalize()}**: {message}"
+            text = f"**{kind.replace('_', ' ').capitalize()}**: {inert(message)}"
             excerpt = str(flag.get("excerpt") or "")
             if excerpt and kind != "restart":  # a restart's excerpt is shown above, as discarded
-                text += f" — `{_visible(excerpt).replace('`', 'ˋ')}`"
+                text += f" — {inert_code(_visible(excerpt))}"
             if kind in ("restart", "repetition"):
                 st.error(text, icon=":material/warning:")
             else:
@@ -307,10 +308,10 @@ def difference(a: RunResult, b: RunResult) -> None:
 
 def comparison(a: RunResult, b: RunResult) -> None:
     head_a, head_b = st.columns(2)
-    head_a.markdown(f":blue-badge[A] {inspect.run_label(a)}")
-    head_a.caption(a.spec.title or a.spec.prompt[:120])
-    head_b.markdown(f":orange-badge[B] {inspect.run_label(b)}")
-    head_b.caption(b.spec.title or b.spec.prompt[:120])
+    head_a.markdown(f":blue-badge[A] {inert(inspect.run_label(a))}")
+    head_a.caption(inert(a.spec.title or a.spec.prompt[:120]))
+    head_b.markdown(f":orange-badge[B] {inert(inspect.run_label(b))}")
+    head_b.caption(inert(b.spec.title or b.spec.prompt[:120]))
     if a.spec.prompt != b.spec.prompt:
         st.caption(":material/info: The two runs have different prompts.")
     totals = totals_frame(a, b)

@@ -23,7 +23,7 @@ import core.export as export
 from core.jobs import Job, Snapshot
 from core.types import Round
 from pages import _charts as charts
-from pages._blocks import BlockCutter
+from pages._blocks import BlockCutter, inert
 from pages._status import (
     gauge_chart,
     gauge_text,
@@ -206,9 +206,9 @@ class JobView:
             self.gauge_chart.altair_chart(gauge_chart(gauge), width="stretch")
         self.gauge_text.caption(gauge_text(gauge, rounds))
         if snap.retrying:
-            self.message.info(snap.retrying, icon=":material/refresh:")
+            self.message.info(inert(snap.retrying), icon=":material/refresh:")
         elif snap.notices and running:
-            self.message.info(snap.notices[-1], icon=":material/info:")
+            self.message.info(inert(snap.notices[-1]), icon=":material/info:")
         elif running:
             self.message.empty()
         if self.rounds_box is not None:
@@ -234,7 +234,7 @@ class JobView:
                 else:
                     st.caption(text)
             for notice in snap.notices:
-                st.caption(f":material/info: {notice}")
+                st.caption(inert(f":material/info: {notice}"))
         if self.rounds_box is not None and not self.round_boxes:
             self.rounds_box.caption("No rounds ran.")
         if snap.rounds or snap.text:

@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.jobs import Gauge, LiveRound, Snapshot
 from core.types import ErrorInfo, Round
-from pages._blocks import safe_links
+from pages._blocks import inert, inert_code
 
 STOP_MESSAGES = {
     "finished": "The model finished on its own.",
@@ -51,8 +51,8 @@ def error_title(info: ErrorInfo) -> str:
 
 
 def show_error(info: ErrorInfo, target: Any = None) -> None:
-    message = safe_links(info.message, None)  # the server's own words: only http(s) links stay links
-    (target or st).error(f"**{error_title(info)}.** {message}", icon=":material/error:")
+    # the server's own words: no image, only http(s) links stay links
+    (target or st).error(inert(f"**{error_title(info)}.** {info.message}"), icon=":material/error:")
 
 
 # ---------------------------------------------------------------- formatting
@@ -70,7 +70,7 @@ def _money(value: float | None) -> str:
 
 def round_heading(r: Round) -> str:
     parts = [f"**Round {r.index}**", f"{_n(r.completion_tokens, r.completion_estimated)} tokens"]
-    parts.append(f"`{r.finish_reason}`" if r.finish_reason else "no finish reason")
+    parts.append(inert_code(r.finish_reason) if r.finish_reason else "no finish reason")  # the server's word
     parts.append(f"{r.duration_s:.1f} s")
     if r.recovery:
         parts.append(":orange-badge[recovery]")

@@ -31,7 +31,7 @@ from core.providers import PROVIDERS, get_provider
 from core.store import Batches
 from core.types import STRATEGIES
 from pages import _common as common
-from pages._blocks import safe_links
+from pages._blocks import inert
 from pages._history import history
 from pages._timeouts import session_timeouts
 
@@ -219,7 +219,7 @@ def input_panel() -> ParsedInput | None:
     try:
         parsed, _, name = _input()
     except InputError as exc:
-        st.error(str(exc))
+        st.error(inert(str(exc)))
         return None
     if parsed is None:
         return None
@@ -413,7 +413,7 @@ def batch_panel(batch_id: str) -> None:
     p = runner.progress() if runner is not None else stored_progress(store, batch_id)
     settings = record.settings
     created = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created_at))
-    st.subheader(safe_links(record.title or "Batch", None), anchor=False)
+    st.subheader(inert(record.title or "Batch"), anchor=False)
     st.caption(
         f"{p.total} prompts · {settings.get('provider', '')} · `{settings.get('model', '')}` · "
         f"concurrency {record.concurrency} · started {created}"
@@ -467,7 +467,7 @@ st.caption(
 
 flash = st.session_state.pop("batch_flash", None)
 if flash:
-    getattr(st, flash[0])(flash[1])
+    getattr(st, flash[0])(inert(flash[1]))  # may quote a server
 
 current = current_batch()
 if current is None:

@@ -10,7 +10,7 @@ from core.store import RunSummary
 from core.types import STRATEGIES, RunResult
 from pages import _common as common
 from pages import _history as history
-from pages._blocks import safe_links
+from pages._blocks import inert, inert_code
 from pages._history_view import render_run
 
 common.ensure_routed()  # reached without app.py (Streamlit's old pages/ mode): go through it
@@ -139,8 +139,8 @@ def resume_form(result: RunResult, run_id: str) -> None:
         options = history.ResumeOptions(int(more), int(target), int(max_tokens), str(strategy))
         error = history.start_resume(run_id, options)
         if error:
-            st.error(error)
-            st.toast(error, icon=":material/error:")
+            st.error(inert(error))
+            st.toast(inert(error), icon=":material/error:")
         else:
             st.switch_page(history.STUDIO)
 
@@ -158,7 +158,7 @@ def _drop_delete() -> None:
 
 @st.dialog("Delete this run?", on_dismiss=_drop_delete)
 def confirm_delete(run_id: str, title: str) -> None:
-    st.markdown(f"**{safe_links(title, None)}**")
+    st.markdown(f"**{inert(title)}**")
     st.caption("The run, its rounds and its text are removed from the history. This cannot be undone.")
     row = st.container(horizontal=True, horizontal_alignment="right")
     if row.button("Cancel", key="delete_cancel"):
@@ -184,10 +184,10 @@ def open_run(run_id: str) -> None:
         return
     active = summary.status == "running" and store.is_active(run_id)
     with st.container(key="open_run"):
-        st.subheader(safe_links(summary.display_title or "(no prompt)", None), anchor=False)
+        st.subheader(inert(summary.display_title or "(no prompt)"), anchor=False)
         spec = result.spec
         st.caption(
-            f"{history.when(summary.created_at)} · {spec.provider} · `{spec.model}` · {spec.strategy} · "
+            f"{history.when(summary.created_at)} · {spec.provider} · {inert_code(spec.model)} · {spec.strategy} · "
             f"run `{run_id}`"
         )
         actions = st.container(horizontal=True, gap="small", key="run_actions")
@@ -244,7 +244,7 @@ store.mark_interrupted()
 
 flash = st.session_state.pop("runs_flash", None)
 if flash:
-    getattr(st, flash[0])(flash[1])
+    getattr(st, flash[0])(inert(flash[1]))  # may quote a title or a server
 
 if store.count_runs() == 0:
     empty_state()

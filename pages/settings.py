@@ -12,6 +12,7 @@ from core.providers import PROVIDERS, Provider
 from pages import _common as common
 from pages import _status as status
 from pages import _timeouts as timeouts
+from pages._blocks import inert, inert_code
 
 common.ensure_routed()  # reached without app.py (Streamlit's old pages/ mode): go through it
 
@@ -76,7 +77,7 @@ def _show_error(exc: BaseException) -> None:
     if isinstance(exc, ContinuumError):
         status.show_error(exc.to_info())
     else:
-        st.error(f"**That did not work.** {type(exc).__name__}: {exc}")
+        st.error(inert(f"**That did not work.** {type(exc).__name__}: {exc}"))
 
 
 def connection_checks(p: Provider) -> None:
@@ -93,7 +94,7 @@ def connection_checks(p: Provider) -> None:
             _show_error(exc)
         else:
             if test:
-                st.success(f"Connected to {common.base_url_for(p)}: {len(models)} models listed.")
+                st.success(inert(f"Connected to {common.base_url_for(p)}: {len(models)} models listed."))
     if probe:
         run_probe(p)
     models = common.model_list(p)
@@ -120,7 +121,9 @@ def run_probe(p: Provider) -> None:
     key, _ = common.key_for(p.id)
     model = common.model_for(p)
     try:
-        with st.spinner(f"Probing {model}: prefill “1, 2, 3, 4, 5,” and see whether it continues…"):
+        with st.spinner(
+            f"Probing {inert_code(model)}: prefill “1, 2, 3, 4, 5,” and see whether it continues…"
+        ):
             result = probe(
                 common.base_url_for(p),
                 model,
@@ -136,7 +139,7 @@ def run_probe(p: Provider) -> None:
         "echoes": "**Continuation works, with the prefix echoed back** (Continuum strips it).",
         "ignored": "**This server does not continue a prefill:** it starts a new answer.",
     }.get(result.verdict, "**The probe was inconclusive.**")
-    advice = f"{headline} {result.advice}"
+    advice = f"{headline} {inert(result.advice)}"
     if result.recommended_strategy != result.strategy:
         advice += f" Recommended strategy: `{result.recommended_strategy}`."
     if result.verdict in ("honoured", "echoes"):

@@ -11,6 +11,7 @@ from core.types import STRATEGIES
 from pages import _common as common
 from pages import _live as live
 from pages import _timeouts as timeouts
+from pages._blocks import inert, inert_code
 
 common.ensure_routed()  # reached without app.py (Streamlit's old pages/ mode): go through it
 
@@ -212,7 +213,7 @@ def prompt_form() -> None:
         row.caption("Ctrl+Enter in the prompt also generates")
     window = f"{limits.context_window:,}-token window" if limits.context_window else "window unknown"
     cap = f"output cap {limits.output_cap:,} per round" if limits.output_cap else "no known output cap"
-    st.caption(f"`{common.model_for(p)}`: {window}, {cap}.")
+    st.caption(f"{inert_code(common.model_for(p))}: {window}, {cap}.")
 
 
 def empty_state() -> None:
@@ -260,7 +261,7 @@ save_form()
 with right, common.fresh_container():
     flash = st.session_state.pop("flash", None)
     if flash:
-        getattr(st, flash[0])(flash[1])
+        getattr(st, flash[0])(inert(flash[1]))  # may quote a server
     current = common.current_job()
     if current is None:
         empty_state()

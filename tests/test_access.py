@@ -1,17 +1,25 @@
 """Shared deployments: the base-URL allow-list, internal addresses, and the access password gate.
 
 Real parts: small HTTP servers on loopback (counting the connections they accept),
-the real client, command line and engine, and the real app under AppTest.
+the real client, command line and engine, and the real app under AppTest. Names
+that resolve elsewhere come from a resolver the test gives the client's transport
+and a fake internet (an httpcore network backend) that routes public addresses to
+loopback servers, so nothing leaves the machine.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import socket
+import ssl
+import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpcore
 import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -20,9 +28,11 @@ from core import access, engine
 from core.access import (
     ALLOWED_ENV,
     SHARED_ENV,
+    GateThrottle,
     check_base_url,
     check_response,
     check_url,
+    connect_addresses,
     is_internal_ip,
     is_loopback_listener,
     needs_password,
@@ -33,7 +43,8 @@ from core.access import (
 )
 from core.cli import main as cli_main
 from core.client import Client
-from core.errors import ConfigError
+from core.errors import ConfigError, ConnectError
+from core.pinning import CheckedTransport
 from core.types import RunFinished, RunSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,20 +57,35 @@ DEEPINFRA = "https://api.deepinfra.com/v1/openai"
 class Server:
     """An OpenAI-ish server on 127.0.0.1 that counts the connections it accepts.
 
-    ``GET …/models`` lists one model; ``…/redirect`` answers 307 to ``redirect_to``.
+    ``GET …/models`` lists one model; ``POST …/chat/completions`` answers "hi";
+    ``…/redirect`` answers 307 to ``redirect_to``. ``hosts``: the Host header of each request.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         owner = self
         self.connections = 0
         self.redirect_to = ""
+        self.hosts: list[str] = []
 
         class Handler(BaseHTTPRequestHandler):
             def setup(self) -> None:
                 owner.connections += 1
                 super().setup()
 
+            def do_POST(self) -> None:
+                owner.hosts.append(self.headers.get("Host", ""))
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                message = {"role": "assistant", "content": "hi"}
+                answer = {"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+                body = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_GET(self) -> None:
+                owner.hosts.append(self.headers.get("Host", ""))
                 if "redirect" in self.path:
                     self.send_response(307)
                     self.send_header("Location", owner.redirect_to)
@@ -77,6 +103,8 @@ class Server:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/v1"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
@@ -296,6 +324,192 @@ def test_the_address_connected_to_is_checked_after_connecting(monkeypatch, serve
     assert seen == [1]
 
 
+# ---------------------------------------------------------------- connecting to the address checked
+
+PUBLIC = "93.184.215.14"  # an address the checks allow; the fake internet routes it to a loopback server
+REBOUND = "api.rebind.test"
+
+
+class FakeInternet(httpcore.NetworkBackend):
+    """The network under the client: ``routes`` maps an address to the loopback port that plays it.
+
+    Records every address dialled; anything not routed is unreachable (nothing leaves the machine).
+    """
+
+    def __init__(self, routes: dict[str, int]) -> None:
+        self.routes = routes
+        self.dialled: list[str] = []
+        self.real = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[object] | None = None,
+    ) -> httpcore.NetworkStream:
+        self.dialled.append(host)
+        if host not in self.routes:
+            raise httpcore.ConnectError(f"{host} is unreachable in this test")
+        stream = self.real.connect_tcp("127.0.0.1", self.routes[host], timeout, local_address, socket_options)
+        return Routed(stream, (host, port))
+
+    def sleep(self, seconds: float) -> None:
+        self.real.sleep(seconds)
+
+
+class Routed(httpcore.NetworkStream):
+    """A connection of the fake internet: its peer is the address dialled, not the loopback behind it."""
+
+    def __init__(self, stream: httpcore.NetworkStream, peer: tuple[str, int]) -> None:
+        self.stream, self.peer = stream, peer
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self.stream.read(max_bytes, timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.stream.write(buffer, timeout)
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        return Routed(self.stream.start_tls(ssl_context, server_hostname, timeout), self.peer)
+
+    def get_extra_info(self, info: str) -> object:
+        return self.peer if info == "server_addr" else self.stream.get_extra_info(info)
+
+
+class RebindingDNS:
+    """Answers ``first`` for the first ``honest`` questions about a name, then ``then`` (a TTL of 0)."""
+
+    def __init__(self, first: str, then: str, honest: int = 1) -> None:
+        self.first, self.then, self.honest = first, then, honest
+        self.asked = 0
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.asked += 1
+        return [self.first if self.asked <= self.honest else self.then]
+
+
+def test_the_connection_goes_to_the_address_that_was_checked(monkeypatch, server, other):
+    """Allowed at the check, 127.0.0.1 a moment later: the request reaches the checked address only."""
+    monkeypatch.setenv(SHARED_ENV, "1")
+    dns = RebindingDNS(PUBLIC, "127.0.0.1")
+    internet = FakeInternet({PUBLIC: server.port, "127.0.0.1": other.port})
+    transport = CheckedTransport(resolve=dns, network=internet)
+    with Client(f"http://{REBOUND}:{server.port}/v1", transport=transport) as client:
+        assert client.chat({"model": "m", "messages": []})["choices"][0]["message"]["content"] == "hi"
+        with pytest.raises(
+            ConfigError, match=r"api\.rebind\.test resolves to the internal address 127\.0\.0\.1"
+        ):
+            client.chat({"model": "m", "messages": []})  # a new connection asks again: now refused
+    assert internet.dialled == [PUBLIC] and dns.asked == 2
+    assert server.hosts == [f"{REBOUND}:{server.port}"]  # the Host header stays the name
+    assert other.connections == 0
+
+
+def test_a_name_rebound_to_an_internal_address_after_the_checks_receives_nothing(monkeypatch, server):
+    """The machine's resolver answers a public address to the checks, then 127.0.0.1 (TTL 0)."""
+    monkeypatch.setenv(SHARED_ENV, "1")
+    dns = RebindingDNS(PUBLIC, "127.0.0.1", honest=2)  # the base URL check, the request hook's check
+    system_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host != REBOUND:
+            return system_getaddrinfo(host, port, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (dns(host, port)[0], port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    with Client(f"http://{REBOUND}:{server.port}/v1") as client, pytest.raises(ConfigError) as info:
+        client.chat({"model": "m", "messages": []})
+    assert "internal address 127.0.0.1" in str(info.value)
+    assert server.connections == 0  # before: the POST arrived, then the answer was refused
+
+
+def test_a_name_that_does_not_resolve_is_a_connect_error(monkeypatch):
+    monkeypatch.setenv(SHARED_ENV, "1")
+
+    def nowhere(host: str, port: int) -> list[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    transport = CheckedTransport(resolve=nowhere, network=FakeInternet({}))
+    with Client(f"http://{REBOUND}/v1", transport=transport) as client, pytest.raises(ConnectError):
+        client.list_models(with_meta=False)
+
+
+def test_every_address_of_a_name_is_checked_and_each_is_tried_in_turn(monkeypatch, server):
+    monkeypatch.setenv(SHARED_ENV, "1")
+    assert connect_addresses(REBOUND, 443, lambda h, p: [PUBLIC, PUBLIC, "8.8.8.8"]) == [PUBLIC, "8.8.8.8"]
+    with pytest.raises(access.RefusedAddress, match=r"internal address 10\.0\.0\.7"):
+        connect_addresses(REBOUND, 443, lambda h, p: [PUBLIC, "10.0.0.7"])
+    internet = FakeInternet({"8.8.8.8": server.port})  # the first address does not answer
+    transport = CheckedTransport(resolve=lambda h, p: [PUBLIC, "8.8.8.8"], network=internet)
+    with Client(f"http://{REBOUND}:{server.port}/v1", transport=transport) as client:
+        assert [m.id for m in client.list_models(with_meta=False)] == ["m"]
+    assert internet.dialled == [PUBLIC, "8.8.8.8"]
+
+
+def test_a_shared_server_still_sends_through_the_proxy_of_its_environment(monkeypatch, server):
+    """Through a proxy, the proxy resolves the name: the request goes to it, unpinned."""
+    monkeypatch.setenv(SHARED_ENV, "1")
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")  # the server plays the proxy
+    with Client(f"http://{REBOUND}/v1") as client:
+        assert [m.id for m in client.list_models(with_meta=False)] == ["m"]
+    assert server.hosts == [REBOUND]
+
+
+def _certificate(directory: Path, name: str) -> tuple[Path, Path]:
+    """(certificate, key) for the DNS name ``name``, self-signed, made by the ``openssl`` command."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    subprocess.run(
+        [
+            *(openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"),
+            *("-nodes", "-days", "1", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+def test_tls_to_the_checked_address_sends_and_verifies_the_name(monkeypatch, tmp_path):
+    """The connection dials the address, but SNI and the certificate check are on the name."""
+    monkeypatch.setenv(SHARED_ENV, "1")
+    cert, key = _certificate(tmp_path, REBOUND)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts this one certificate
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    tls.sni_callback = lambda sock, name, context: names.append(name)  # type: ignore[assignment,misc,return-value]
+    server = Server(tls)
+    try:
+        internet = FakeInternet({PUBLIC: server.port})
+        url = f"https://{REBOUND}:{server.port}/v1"
+        with Client(
+            url, transport=CheckedTransport(resolve=lambda h, p: [PUBLIC], network=internet)
+        ) as client:
+            assert [m.id for m in client.list_models(with_meta=False)] == ["m"]
+        assert names == [REBOUND] and server.hosts == [f"{REBOUND}:{server.port}"]
+        other_name = _certificate(tmp_path, "other.test")[0]
+        monkeypatch.setenv("SSL_CERT_FILE", str(other_name))  # a certificate for another name only
+        transport = CheckedTransport(resolve=lambda h, p: [PUBLIC], network=internet)
+        with Client(url, transport=transport) as client, pytest.raises(ConnectError, match="certificate"):
+            client.list_models(with_meta=False)
+    finally:
+        server.stop()
+
+
 # ---------------------------------------------------------------- where a server key may go
 
 
@@ -332,13 +546,38 @@ def test_a_server_key_is_one_in_the_secrets_or_the_environment():
     assert not server_key_configured({"access_password": "x"}, {"OPENAI_API_KEY": "  "})
 
 
-def test_the_password_is_needed_beyond_loopback_with_a_server_key_only():
+def test_without_a_password_the_gate_stands_beyond_loopback_with_a_server_key_only():
     key = {"GROQ_API_KEY": "x"}
     assert needs_password("0.0.0.0", {}, key)
     assert needs_password(None, key, {})
     assert not needs_password("0.0.0.0", {}, {})  # no key to protect
     assert not needs_password("127.0.0.1", key, {})
     assert needs_password("127.0.0.1", key, {SHARED_ENV: "1"})  # behind a proxy on this machine
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", None, "127.0.0.1"])
+def test_a_set_password_is_asked_for_with_or_without_a_server_key(address):
+    password = {"access_password": "open sesame"}
+    assert needs_password(address, password, {})
+    assert needs_password(address, {**password, "DEEPINFRA_API_KEY": "x"}, {})
+    assert not needs_password("127.0.0.1", {"access_password": ""}, {})  # empty: not set
+
+
+def test_wrong_passwords_wait_longer_and_longer_after_three():
+    throttle = GateThrottle(free=3, cap=60.0)
+    keys = ["session:a"]
+    waits = [throttle.failed(keys, now=100.0) for _ in range(10)]
+    assert waits == [0.0, 0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+    assert throttle.wait(keys, now=130.0) == 30.0 and throttle.wait(["session:b"], now=130.0) == 0.0
+    assert throttle.wait([*keys, "address:203.0.113.5"], now=160.0) == 0.0  # the wait is over
+    throttle.passed(keys)
+    assert throttle.failed(keys, now=200.0) == 0.0  # success starts the count again
+
+
+def test_a_wait_on_any_key_holds_a_try_back():
+    throttle = GateThrottle(free=1)
+    throttle.failed(["session:a", "address:203.0.113.5"], now=0.0)
+    assert throttle.wait(["session:new", "address:203.0.113.5"], now=0.5) == 0.5  # a new session, same client
 
 
 def test_password_comparison():
@@ -411,9 +650,41 @@ def test_without_a_configured_password_the_app_refuses_to_serve(monkeypatch, cle
     assert "access password" in sent(at) and SECRET_KEY not in sent(at)
 
 
-def test_no_gate_without_a_server_key(monkeypatch, clean_env, tmp_db):
+def test_no_gate_without_a_password_or_a_server_key(monkeypatch, clean_env, tmp_db):
+    at = gated_app(monkeypatch, tmp_db, {})
+    at.run()
+    assert any(t.label == "Prompt" for t in at.text_area)
+
+
+def test_a_set_password_gates_the_app_without_a_server_key(monkeypatch, clean_env, tmp_db):
     at = gated_app(monkeypatch, tmp_db, {"access_password": "open sesame"})
     at.run()
+    assert [t.label for t in at.text_input] == ["Access password"] and not at.text_area
+    at.text_input[0].input("open sesame")
+    at.button[0].click().run()
+    assert any(t.label == "Prompt" for t in at.text_area)
+
+
+def test_repeated_wrong_passwords_are_slowed_down(monkeypatch, clean_env, tmp_db):
+    from pages import _common as common
+
+    at = gated_app(monkeypatch, tmp_db, {"access_password": "open sesame"})
+    at.run()
+    clock = [1000.0]
+    monkeypatch.setattr(common.gate_throttle(), "clock", lambda: clock[0])  # the app's throttle, our time
+
+    def give(password: str, at_time: float) -> str:
+        clock[0] = at_time
+        at.text_input[0].input(password)
+        at.button[0].click().run()
+        return " ".join(str(e.value) for e in at.error)
+
+    assert [give("guess", 1000.0) for _ in range(2)] == ["That is not the access password."] * 2
+    assert "wait 1 s before the next one" in give("guess", 1000.0)  # the third wrong password
+    assert give("open sesame", 1000.5) == "Too many wrong passwords. Try again in 1 s."  # not even checked
+    assert [t.label for t in at.text_input] == ["Access password"] and not at.text_area
+    assert "wait 2 s before the next one" in give("guess", 1001.0)  # the wait is over: checked, wrong
+    give("open sesame", 1003.0)
     assert any(t.label == "Prompt" for t in at.text_area)
 
 

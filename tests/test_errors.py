@@ -118,7 +118,9 @@ def test_a_key_rejected_by_a_custom_url_is_never_told_the_provider_needs_no_key(
 
     hint = get_provider("custom").key_hint()
     sent = error_from_response(401, {"error": {"message": "bad key"}}, url=URL, key_hint=hint)
-    unsent = error_from_response(401, {"error": {"message": "no key"}}, url=URL, key_hint=hint, key_sent=False)
+    unsent = error_from_response(
+        401, {"error": {"message": "no key"}}, url=URL, key_hint=hint, key_sent=False
+    )
     assert "needs no key" not in str(sent) and "needs no key" not in str(unsent)
     assert "key that was sent" in str(sent) and "CONTINUUM_API_KEY" in str(sent)
 

@@ -3,6 +3,10 @@
 A session-scoped fixture starts the app on a free loopback port with a fast demo
 model, no provider keys and a temporary database, and stops it at the end.
 Screenshots go to ``tests/e2e/artifacts/`` (git-ignored).
+
+Waits follow the app's state, never the clock: an element, the end of the script
+run a click starts (:func:`after_run`), a page fully drawn (:func:`drawn`), a grid
+showing the rows expected (:func:`click_row`). ``WAIT`` only bounds them, generously.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import PROVIDER_KEY_VARS
 
@@ -33,6 +38,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 E2E_DEMO_RATE = "1500"  # tokens/s: fast, but slow enough to see (and stop) a run mid-stream
+# The longest the app may take to reach a state a test waits for. Waits follow the app's state
+# (an element, a script run's end); this limit only bounds them, generously: a loaded machine
+# (two test workers and their browsers on two cores) is slow, and a passing wait never uses it.
+WAIT = 120_000  # ms
+expect.set_options(timeout=WAIT)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -48,7 +58,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = WAIT / 1000) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -139,12 +149,62 @@ def browser() -> Iterator[object]:
 def page(browser, request: pytest.FixtureRequest) -> Iterator[object]:
     """A fresh browser context (its own Streamlit session) per test, light theme."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    context.set_default_timeout(20_000)
+    context.set_default_timeout(WAIT)
     pg = context.new_page()
     try:
         yield pg
     finally:
         context.close()
+
+
+WATCH_RUNS = """() => {
+    const app = document.querySelector('[data-testid=stApp]');
+    if (window.__runWatch) window.__runWatch.disconnect();
+    window.__runStates = [];
+    window.__runWatch = new MutationObserver(records => {  // every state passed through, even briefly
+        for (const record of records) window.__runStates.push(record.oldValue);
+        window.__runStates.push(app.getAttribute('data-test-script-state'));
+    });
+    window.__runWatch.observe(
+        app, {attributes: true, attributeFilter: ['data-test-script-state'], attributeOldValue: true});
+}"""
+RUN_DONE = """() => window.__runStates.includes('running')
+    && document.querySelector('[data-testid=stApp]').getAttribute('data-test-script-state') === 'notRunning'"""
+
+
+def after_run(page, action: Callable[[], object], timeout: float = WAIT) -> None:
+    """Do ``action`` (a click, a key) and wait for the script run it starts to end.
+
+    Follows the app's state (the ``data-test-script-state`` Streamlit keeps on its root
+    element): a run must start after the action and then stop, however long either takes.
+    """
+    page.evaluate(WATCH_RUNS)
+    action()
+    page.wait_for_function(RUN_DONE, timeout=timeout)
+
+
+DRAWN = """() => !document.querySelector('[data-testid=stSkeleton]')
+    && [...document.querySelectorAll('[data-testid=stVegaLiteChart]')]
+        .filter(chart => chart.offsetParent !== null)
+        .every(chart => chart.querySelector('svg.marks g[class*="mark-"] > *'))"""
+PAINTED = """() => document.fonts.ready.then(
+    () => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done))))"""
+
+
+def drawn(page, timeout: float = WAIT) -> None:
+    """Wait until the page is drawn: no element still a skeleton, every visible chart with its
+    marks, the fonts loaded, and two frames painted since (grids and scrolls draw on a frame)."""
+    page.wait_for_function(DRAWN, timeout=timeout, polling=100)
+    page.evaluate(PAINTED)
+
+
+def click_row(page, row: int, rows: int) -> None:
+    """Select ``row`` of the page's table (a canvas grid: click its checkbox cell) once the grid
+    shows ``rows`` rows, and wait for the script run the selection starts to end."""
+    grid = page.get_by_test_id("stDataFrame")
+    expect(grid.locator("table[role=grid]")).to_have_attribute("aria-rowcount", str(rows + 1))
+    drawn(page)
+    after_run(page, lambda: grid.click(position={"x": 18, "y": 35 * row + 35 + 17}))
 
 
 def shot(page, name: str, full_page: bool = True) -> Path:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import WAIT, shot
 from tests.e2e.test_studio import generate
 
 
 def open_studio(page, url: str) -> None:
     """The Studio, given a minute for its first page load (the machine may be busy)."""
     page.goto(url)
-    page.get_by_label("Prompt", exact=True).wait_for(timeout=60_000)
+    page.get_by_label("Prompt", exact=True).wait_for(timeout=WAIT)
 
 
 def paste(page, label: str, char: str, times: int) -> None:

@@ -18,13 +18,12 @@ from playwright.sync_api import expect
 
 from core.demo import behaviour_url, demo_document
 from core.store import Store
-from tests.e2e.conftest import ARTIFACTS, shot, start_app, stop_app
+from tests.e2e.conftest import ARTIFACTS, WAIT, click_row, drawn, shot, start_app, stop_app
 from tests.test_pages_runs import record_run
 
 PRESS = "Write about 1500 tokens on the history of the printing press, with headings."
 TIDES = "Write about 1200 tokens on the tides of the Atlantic coast."
 CARTOGRAPHY = "Write about 4000 tokens on cartography, with tables and code."
-WAIT = 30_000
 
 
 @dataclass
@@ -78,21 +77,14 @@ def history(tmp_path_factory: pytest.TempPathFactory, demo_server: str, browser)
 
 
 def settled(page) -> None:
-    """Wait until the script run has drawn everything (no element still a skeleton)."""
-    page.wait_for_function("() => !document.querySelector('[data-testid=stSkeleton]')", timeout=WAIT)
+    """Wait until the script run has drawn everything (no skeleton, charts and grids painted)."""
+    drawn(page)
 
 
 def open_run(page, h: History, run_id: str) -> None:
     page.goto(f"{h.url}/runs?id={run_id}")
     page.locator(".st-key-run_actions").wait_for(timeout=WAIT)
     settled(page)
-
-
-def click_row(page, row: int) -> None:
-    """Select a row of the runs table (a canvas grid: click its checkbox cell)."""
-    grid = page.get_by_test_id("stDataFrame")
-    grid.wait_for()
-    grid.click(position={"x": 18, "y": 35 * row + 35 + 17})
 
 
 def visible_charts(page):  # type: ignore[no-untyped-def]
@@ -114,7 +106,7 @@ def test_a_past_run_opens_from_the_list_with_its_rounds_and_named_downloads(page
     page.get_by_test_id("stDataFrame").wait_for()
     settled(page)
     shot(page, "runs-list-light", full_page=False)
-    click_row(page, 5)  # newest first: the first run made is the last row
+    click_row(page, 5, rows=6)  # newest first: the first run made is the last row
     page.locator(".st-key-run_actions").wait_for(timeout=WAIT)
     expect(page.locator(".st-key-open_run h3")).to_contain_text(PRESS)
     assert f"id={history.press}" in page.url
@@ -136,12 +128,13 @@ def test_an_interrupted_run_is_listed_as_interrupted_and_can_be_deleted(page, hi
     page.goto(f"{history.url}/runs")
     page.get_by_text("6 runs.").wait_for(timeout=WAIT)
     choose(page, "Status", "interrupted")
-    page.get_by_text("1 run.").wait_for()
-    click_row(page, 0)
+    page.get_by_text("1 run.").wait_for(timeout=WAIT)
+    click_row(page, 0, rows=1)
     page.get_by_text("Interrupted.", exact=False).first.wait_for(timeout=WAIT)
     page.locator(".st-key-run_delete button").click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_text("cannot be undone").wait_for()
+    dialog.get_by_text("cannot be undone").wait_for(timeout=WAIT)
+    drawn(page)
     shot(page, "runs-delete-light", full_page=False)
     dialog.get_by_role("button", name="Delete").click()
     page.get_by_test_id("stAlert").filter(has_text="Deleted").wait_for(timeout=WAIT)
@@ -155,7 +148,7 @@ def test_resuming_a_past_run_continues_the_same_run_in_the_studio(page, history:
     page.get_by_role("spinbutton", name="More rounds").fill("40")
     shot(page, "runs-resume-light", full_page=False)
     page.get_by_role("button", name="Resume in the Studio").click()
-    page.locator(".st-key-clear_run").wait_for(timeout=60_000)  # the Studio, the run ended
+    page.locator(".st-key-clear_run").wait_for(timeout=WAIT)  # the Studio, the run ended
     assert "Finished" in page.locator(".st-key-run_head").inner_text()
     assert download(page, "Download output").path().read_text(encoding="utf-8") == demo_document(TIDES)
     shot(page, "studio-resumed-light", full_page=False)
@@ -182,10 +175,10 @@ def test_two_runs_of_one_prompt_are_compared_side_by_side(page, history: History
     page.get_by_text("The two answers are identical").wait_for(timeout=WAIT)
     assert f"vs={history.press_instruction}" in page.url
     visible_charts(page).nth(3).wait_for()
-    page.wait_for_timeout(800)  # let Vega finish drawing before the picture
+    drawn(page)
     shot(page, "inspect-compare-light", full_page=False)
     page.get_by_text("First difference in the text").scroll_into_view_if_needed()
-    page.wait_for_timeout(300)  # the scroll settles before the picture
+    drawn(page)  # painted after the scroll
     shot(page, "inspect-compare-charts-light", full_page=False)
 
 
@@ -217,7 +210,7 @@ def test_seams_charts_and_a_past_run_look_right_in_the_dark(browser, history: Hi
         shot(page, "inspect-seams-dark", full_page=False)
         page.get_by_role("tab", name="Charts").click()
         visible_charts(page).nth(3).wait_for()
-        page.wait_for_timeout(800)  # let Vega finish drawing before the picture
+        drawn(page)
         shot(page, "inspect-charts-dark", full_page=False)
         open_run(page, history, history.cartography)
         shot(page, "runs-open-dark", full_page=False)

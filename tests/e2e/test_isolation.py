@@ -18,6 +18,7 @@ import pytest
 from playwright.sync_api import expect
 
 from core.demo import behaviour_url, demo_document
+from tests.e2e.conftest import WAIT
 from tests.e2e.relay import KeyRelay
 from tests.e2e.test_studio import (
     choose,
@@ -32,7 +33,6 @@ from tests.e2e.test_studio import (
 
 TOPICS = ("the ropewalks of Chatham", "the salt marshes of Essex")  # bench/bench_load.py runs 20
 MODELS = ("demo", "demo-32k")
-WAIT = 60_000
 
 
 @dataclass

@@ -19,12 +19,11 @@ import pytest
 
 from core.demo import count_tokens, demo_document
 from core.store import Store
-from tests.e2e.conftest import ARTIFACTS, free_port, shot, start_app, stop_app
+from tests.e2e.conftest import ARTIFACTS, WAIT, free_port, shot, start_app, stop_app
 from tests.e2e.test_studio import download, generate, open_studio, running, status, tokens_on_screen
 
 SLOW = "60"  # tokens/s before the restart: the run is mid-round when the server goes
 FAST = "3000"  # after it: the resumed run ends quickly
-WAIT = 60_000
 
 
 @pytest.fixture

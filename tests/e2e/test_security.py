@@ -28,12 +28,11 @@ from playwright.sync_api import expect
 
 from core.demo import behaviour_url, demo_document
 from core.store import Store
-from tests.e2e.conftest import ROOT, shot, start_app, stop_app
+from tests.e2e.conftest import ROOT, WAIT, shot, start_app, stop_app
 from tests.e2e.test_studio import choose, download, enabled_input, finished, generate, set_number, status
 from tests.test_pages_runs import record_run
 from tests.test_secrets import files_under, find_leaks, new_sentinel
 
-WAIT = 60_000
 PROMPT = "Write about 600 tokens on the harbours of Cornwall."
 DOWNLOADS = ("Download output", "Text", "JSON", "CSV")
 
@@ -212,7 +211,7 @@ def test_a_sentinel_key_typed_into_settings_leaves_no_trace(browser, app: App):
     saved.mkdir(exist_ok=True)
     open_url = behaviour_url(app.demo.url, auth="open", k="e2e-sentinel")
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    context.set_default_timeout(30_000)
+    context.set_default_timeout(WAIT)
     seen = Witness()
     seen.watch(context)
     page = context.new_page()

@@ -10,12 +10,12 @@ import re
 from playwright.sync_api import expect
 
 from core.demo import behaviour_url, demo_document
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import WAIT, drawn, shot
 
 SHORT = "Write about 3000 tokens on the history of the printing press, with headings."
 LONG = "Write about 20000 tokens on lighthouses of the Atlantic coast."
 STATUS = re.compile(r"\d+ rounds? · ")
-LONG_WAIT = 60_000
+LONG_WAIT = WAIT
 
 
 def open_studio(page, url: str) -> None:
@@ -141,7 +141,7 @@ def test_the_studio_looks_right_during_and_after_a_run_in_light_and_dark(browser
             page.get_by_role("tab", name="Table & charts").click()
             page.get_by_test_id("stVegaLiteChart").nth(1).wait_for()
             page.locator('[data-testid^="glide-cell"]').first.wait_for(state="attached")
-            page.wait_for_timeout(1000)  # let the grid and Vega finish drawing before the picture
+            drawn(page)
             shot(page, f"studio-table-{scheme}", full_page=False)
         finally:
             context.close()
@@ -297,5 +297,5 @@ def test_settings_lists_the_models_and_probes_the_server(page, app_url):
     page.locator('[data-testid^="glide-cell"]').first.wait_for(state="attached")
     page.get_by_role("button", name="Probe continuation").click()
     page.get_by_text("Continuation works").wait_for()
-    page.wait_for_timeout(500)  # let the grid draw before the picture
+    drawn(page)
     shot(page, "settings-light", full_page=False)
