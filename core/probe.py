@@ -311,7 +311,7 @@ def probe_all(
     try:
         for name in names:
             if name == "completions" and not template:
-                skipped[name] = "needs the model's chat template (--template NAME or a Jinja file)"
+                skipped[name] = "needs the model's chat template (a name such as chatml, or a Jinja file: --template)"
                 continue
             try:
                 results.append(probe(base_url, model, strategy=name, client=http, template=template))

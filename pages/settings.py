@@ -116,40 +116,52 @@ def connection_checks(p: Provider) -> None:
 
 
 def run_probe(p: Provider) -> None:
-    from core.probe import probe
+    from core.probe import VERDICT_HEADLINES, probe_all
 
     key, _ = common.key_for(p.id)
     model = common.model_for(p)
     try:
         with st.spinner(
-            f"Probing {inert_code(model)}: prefill “1, 2, 3, 4, 5,” and see whether it continues…"
+            f"Probing {inert_code(model)}: for each strategy, one answer at temperature 0, then its first "
+            "half sent back to see whether the server continues it exactly…"
         ):
-            result = probe(
-                common.base_url_for(p),
-                model,
-                api_key=key,
-                strategy=p.strategy,
-                timeouts=timeouts.session_timeouts(),
+            report = probe_all(
+                common.base_url_for(p), model, api_key=key, timeouts=timeouts.session_timeouts()
             )
     except Exception as exc:  # noqa: BLE001 - shown to the user as a message
         _show_error(exc)
         return
-    headline = {
-        "honoured": "**Continuation works.**",
-        "echoes": "**Continuation works, with the prefix echoed back** (Continuum strips it).",
-        "ignored": "**This server does not continue a prefill:** it starts a new answer.",
-    }.get(result.verdict, "**The probe was inconclusive.**")
-    advice = f"{headline} {inert(result.advice)}"
-    if result.recommended_strategy != result.strategy:
-        advice += f" Recommended strategy: `{result.recommended_strategy}`."
-    if result.verdict in ("honoured", "echoes"):
-        st.success(advice, icon=":material/check_circle:")
-    elif result.verdict == "ignored":
-        st.warning(advice)
+    rows = [
+        {
+            "Strategy": r.strategy,
+            "Verdict": VERDICT_HEADLINES[r.verdict],
+            "Matched": f"{r.agreed}/{r.compared}",
+        }
+        for r in report.results
+    ]
+    rows += [
+        {"Strategy": name, "Verdict": f"not probed: {why}", "Matched": ""}
+        for name, why in report.skipped.items()
+    ]
+    if report.recommended:
+        current = "" if report.recommended == p.strategy else f" (the preset uses `{p.strategy}`)"
+        st.success(
+            f"**Continuation works with `{report.recommended}`**{current}. {inert(report.advice)}",
+            icon=":material/check_circle:",
+        )
     else:
-        st.info(advice)
+        st.warning(
+            f"**This server does not continue the answer with any strategy probed.** {inert(report.advice)}"
+        )
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.caption(
+        "The probe does not read the text, so it works with any model: at temperature 0 a server that "
+        "continues writes, from the first half of its own answer, exactly the rest of it."
+    )
     with st.expander("What the server answered"):
-        st.code(result.sample or "(nothing)", language=None)
+        for r in report.results:
+            st.markdown(f"**{r.strategy}** — {inert(r.advice)}")
+            st.code(r.sample or "(nothing)", language=None)
 
 
 settings = common.get_settings()

@@ -154,7 +154,7 @@ def test_test_connection_reports_a_bad_base_url_readably(app: AppTest):
 def test_probing_the_demo_finds_that_it_continues_a_prefill(app: AppTest):
     at = settings_page(app)
     next(b for b in at.button if b.key == "probe_continuation").click().run()
-    assert not at.exception and "Continuation works" in at.success[0].value
+    assert not at.exception and "Continuation works with `prefill`" in at.success[0].value
 
 
 def test_probing_a_server_that_ignores_prefills_recommends_another_strategy(app: AppTest, demo_url):
@@ -163,7 +163,10 @@ def test_probing_a_server_that_ignores_prefills_recommends_another_strategy(app:
     at.text_input(key="base_url_custom").input(demo_url(prefill="ignored")).run()
     at.session_state["cfg"].models["custom"] = "demo"
     next(b for b in at.button if b.key == "probe_continuation").click().run()
-    assert "does not continue a prefill" in at.warning[0].value and "instruction" in at.warning[0].value
+    assert "Continuation works with `instruction`" in at.success[0].value
+    table = at.dataframe[0].value
+    verdicts = dict(zip(table["Strategy"], table["Verdict"], strict=True))
+    assert verdicts["prefill"] == "starts a new answer instead of continuing"
 
 
 def test_a_reasoning_model_shows_its_reasoning_apart_from_the_answer(app: AppTest):
