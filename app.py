@@ -12,6 +12,7 @@ import streamlit as st
 
 from pages import _common as common
 from pages._blocks import inert_code
+from pages._routing import mark_routed
 
 ROOT = Path(__file__).parent
 
@@ -39,6 +40,7 @@ for path, title, icon in (
 pages.append(st.Page("pages/settings.py", title="Settings", icon=":material/settings:"))
 
 page = st.navigation(pages)
+mark_routed()  # from here on, pages run inside this router (pages/_routing.py)
 
 with st.sidebar:
     provider = common.provider()

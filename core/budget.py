@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
+from core.errors import ConfigError
+from core.strategies import get_strategy
 from core.types import Prices, Round, RunResult, RunSpec, Usage
 
 # Below this many tokens a round cannot do useful work: stop with context_exhausted.
@@ -111,6 +114,37 @@ def implausible_usage(
     return why
 
 
+def sent_size(body: dict[str, Any]) -> tuple[int, int]:
+    """Characters of text in a request body and its number of messages (a prompt counts as one)."""
+    if "prompt" in body:
+        return len(str(body["prompt"])), 1
+    messages = body.get("messages", ())
+    chars = sum(
+        len(m["content"]) if isinstance(m.get("content"), str) else len(str(m.get("content") or ""))
+        for m in messages
+    )
+    return chars, len(messages)
+
+
+def first_prompt(spec: RunSpec) -> tuple[int, int]:
+    """(characters, estimated tokens) of the first request of ``spec``, as the engine estimates it.
+
+    The gauge before any usage arrived and the validation's refusal of a prompt too long for the
+    window both use this, so they cannot disagree.
+    """
+    try:
+        body = get_strategy(spec.strategy).build(spec, "", "")[1]
+    except ConfigError:  # an unknown strategy or template: count the messages alone
+        body = {"messages": spec.messages}
+    chars, messages = sent_size(body)
+    return chars, estimate_prompt(chars, messages, Calibration())
+
+
+def estimate_text(text: str, calib: Calibration | None = None) -> int:
+    """Tokens of a text (the run's calibration, else the default ratio): the one estimator."""
+    return (calib or Calibration()).estimate(len(text))
+
+
 def estimate_completion(chars: int, chunks: int, calib: Calibration) -> int:
     """Completion tokens of a round without server usage.
 
@@ -194,8 +228,8 @@ def round_cost(prices: Prices | None, prompt: int, completion: int, cached: int 
 
 
 def prompt_cost(prices: Prices | None, prompt: int) -> float:
-    """USD for ``prompt`` input tokens (0 without prices)."""
-    return prompt * prices.input_per_mtok / 1_000_000 if prices else 0.0
+    """USD for ``prompt`` input tokens (0 without prices): :func:`round_cost` with no output."""
+    return round_cost(prices, prompt, 0) or 0.0
 
 
 def context_used(result: RunResult) -> int:

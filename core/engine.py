@@ -35,9 +35,9 @@ from core.errors import (
     ServerError,
     sentence,
 )
-from core.keys import KEY_PLACEHOLDER
 from core.probe import self_consistency
 from core.reasoning import ThinkSplitter
+from core.redaction import KEY_PLACEHOLDER
 from core.rounds import Outcome, Plan, RetryPolicy, RoundStreamer
 from core.strategies import Think, get_strategy, prefill_text
 from core.types import (
@@ -100,17 +100,6 @@ def final_info(exc: ContinuumError, attempts: int) -> ErrorInfo:
             "continue from it once the server is well."
         )
     return info
-
-
-def _sent_size(body: dict[str, Any]) -> tuple[int, int]:
-    """Characters of text in a request body and its number of messages."""
-    if "prompt" in body:
-        return len(str(body["prompt"])), 1
-    chars = 0
-    for message in body.get("messages", ()):
-        content = message.get("content")
-        chars += len(content) if isinstance(content, str) else len(str(content or ""))
-    return chars, len(body.get("messages", ()))
 
 
 class _Runner:
@@ -225,7 +214,7 @@ class _Runner:
 
     def _context_tokens(self, body: dict[str, Any]) -> tuple[int, int]:
         """Estimated prompt tokens of ``body`` and its size in characters."""
-        chars, messages = _sent_size(body)
+        chars, messages = budget.sent_size(body)
         if self.prev is None:
             return budget.estimate_prompt(chars, messages, self.calib), chars
         sent, sent_messages, prompt, completion, generated = self.prev
@@ -291,7 +280,6 @@ class _Runner:
         return Plan(
             endpoint=endpoint,
             body=body,
-            max_tokens=room.max_tokens,
             held=held,
             answer=answer,
             prefill=prefill,
@@ -329,6 +317,7 @@ class _Runner:
                 rnd.error = final_info(error, rnd.retries + 1).message
             else:
                 rnd.error = str(error)
+        rnd.max_tokens = plan.max_tokens  # what was sent last (an overflow may have lowered it)
         generated = len(content) + len(reasoning)
         usage = got.usage
         if usage is not None and (usage.completion_tokens or usage.prompt_tokens):
@@ -367,7 +356,7 @@ class _Runner:
         self.produced += rnd.completion_tokens
         self.spent += rnd.cost or 0.0
         if rnd.prompt_tokens:
-            messages = _sent_size(plan.body)[1]
+            messages = budget.sent_size(plan.body)[1]
             self.prev = (plan.sent_chars, messages, rnd.prompt_tokens, rnd.completion_tokens, generated)
         if got.redacted:
             rnd.seam_flags.append(

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.redaction import REDACTED, redact, redact_any
 from core.types import ErrorInfo
 
 __all__ = [
@@ -75,25 +76,6 @@ __all__ = [
     "parse_context_overflow",
     "redact",
 ]
-
-REDACTED = "[redacted]"
-
-
-def redact(text: str, secret: str | None) -> str:
-    """``text`` with every occurrence of ``secret`` replaced."""
-    if not secret or secret not in text:
-        return text
-    return text.replace(secret, REDACTED)
-
-
-def _redact_any(value: Any, secret: str) -> Any:
-    if isinstance(value, str):
-        return redact(value, secret)
-    if isinstance(value, dict):
-        return {redact(str(k), secret): _redact_any(v, secret) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact_any(v, secret) for v in value]
-    return value
 
 
 def sentence(text: str) -> str:
@@ -133,7 +115,7 @@ class ContinuumError(Exception):
         if secret:
             for name, value in list(vars(self).items()):
                 if isinstance(value, str | dict | list):
-                    setattr(self, name, _redact_any(value, secret))
+                    setattr(self, name, redact_any(value, secret))
                 elif isinstance(value, bytes):
                     setattr(self, name, value.replace(secret.encode(), REDACTED.encode()))
             self.args = (str(self),)

@@ -26,7 +26,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from core.snapshot import Gauge, Snapshot, estimate_tokens, live_cost, prompt_estimate
+from core import budget
+from core.snapshot import Gauge, Snapshot, gauge_for
 from core.types import Round, RunResult
 
 __all__ = [
@@ -180,7 +181,7 @@ def original_prompt_tokens(result: RunResult) -> tuple[int, bool]:
     first = result.rounds[0] if result.rounds else None
     if first is not None and first.prompt_tokens:
         return first.prompt_tokens, first.prompt_estimated
-    return prompt_estimate(result.spec), True
+    return budget.first_prompt(result.spec)[1], True
 
 
 def round_series(result: RunResult) -> list[dict[str, Any]]:
@@ -350,29 +351,7 @@ def first_difference(a: str, b: str, context: int = 160) -> TextDifference:
 
 def result_gauge(result: RunResult) -> Gauge:
     """The context gauge of a finished (or interrupted) run, as the Studio computes it."""
-    rounds = result.rounds
-    prompt, estimated = original_prompt_tokens(result)
-    estimated = estimated or any(r.tokens_estimated for r in rounds)
-    generated = 0
-    for r in rounds:
-        if r.completion_tokens or not (r.text or r.reasoning):
-            generated += r.completion_tokens
-        else:  # a round cut off while streaming (interrupted) has text but no counts yet
-            generated += estimate_tokens(r.text + r.reasoning)
-            estimated = True
-    billed = sum(r.prompt_tokens for r in rounds)
-    costs = [r.cost for r in rounds if r.cost is not None]
-    cost: float | None = sum(costs) if costs else None
-    if cost is None and rounds:
-        cost = live_cost(result.spec, billed, generated)
-    return Gauge(
-        window=result.spec.context_window,
-        prompt_tokens=prompt,
-        generated_tokens=generated,
-        billed_input_tokens=billed,
-        cost=cost,
-        estimated=estimated,
-    )
+    return gauge_for(result.spec, result.rounds)
 
 
 def result_snapshot(result: RunResult, job_id: str | None = None) -> Snapshot:

@@ -28,13 +28,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from core.redaction import redact
 from core.snapshot import (
     Gauge,
     JobStatus,
     LiveRound,
     Snapshot,
-    live_cost,
-    prompt_estimate,
+    gauge_for,
 )
 from core.types import (
     CancelToken,
@@ -180,37 +180,7 @@ class Job:
         )
 
     def _gauge_locked(self, live: LiveRound | None) -> Gauge:
-        spec = self.spec
-        rounds = self._rounds
-        estimated = any(r.tokens_estimated for r in rounds)
-        if rounds and rounds[0].prompt_tokens:
-            prompt = rounds[0].prompt_tokens
-            estimated = estimated or rounds[0].prompt_estimated
-        else:
-            prompt = prompt_estimate(spec)
-            estimated = True
-        generated = sum(r.completion_tokens for r in rounds)
-        billed = sum(r.prompt_tokens for r in rounds)
-        costs = [r.cost for r in rounds if r.cost is not None]
-        cost: float | None = sum(costs) if costs else None
-        if live is not None:
-            live_prompt = prompt + generated
-            billed += live_prompt
-            generated += live.chunks
-            estimated = True
-            extra = live_cost(spec, live_prompt, live.chunks)
-            if extra is not None:
-                cost = (cost or 0.0) + extra
-        elif cost is None and rounds:
-            cost = live_cost(spec, billed, generated)
-        return Gauge(
-            window=spec.context_window,
-            prompt_tokens=prompt,
-            generated_tokens=generated,
-            billed_input_tokens=billed,
-            cost=cost,
-            estimated=estimated,
-        )
+        return gauge_for(self.spec, self._rounds, live)
 
     # ------------------------------------------------------------ the worker
 
@@ -358,8 +328,7 @@ def _error_info(exc: BaseException, api_key: str | None) -> ErrorInfo:
         if isinstance(info, ErrorInfo):
             return info
     message = str(exc)
-    if api_key and len(api_key) >= 4:
-        message = message.replace(api_key, "[redacted]")
+    message = redact(message, api_key)
     return ErrorInfo(
         kind="InternalError",
         message=f"The run stopped on an unexpected error ({type(exc).__name__}: {message}). "

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from core.providers import get_provider
+from core.redaction import KEY_PLACEHOLDER, StreamRedactor, redact
 
 KeySource = Literal["session", "secrets", "environment"]
 
@@ -87,14 +88,6 @@ def key_source(
     return source
 
 
-def redact(text: str, *secrets: str | None) -> str:
-    """``text`` with every given secret (of 4+ characters) replaced by ``[redacted]``."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    return text
-
-
 # ------------------------------------------------------------------ keys out of library logs
 
 # Libraries log what servers send: httpcore, at DEBUG, logs every response's headers, so a
@@ -143,48 +136,14 @@ _LOG_FILTER = SecretLogFilter()
 for _name in LIBRARY_LOGGERS:
     logging.getLogger(_name).addFilter(_LOG_FILTER)
 
-
-# ------------------------------------------------------------------ keys out of model output
-
-KEY_PLACEHOLDER = "[redacted key]"
-
-
-class StreamRedactor:
-    """Replaces secrets in streamed text, also when one arrives split across chunks.
-
-    A server may echo the key inside the model's text (a misconfigured proxy, a model shown
-    its own request). :meth:`feed` returns the text with every secret replaced by
-    ``[redacted key]``, holding back only a tail that could be the start of a secret (a few
-    characters, released by the next chunk or by :meth:`flush`); ``count`` says how many
-    were replaced. Nothing that reaches the screen, the store or an export has the key.
-    """
-
-    __slots__ = ("_held", "_secrets", "count")
-
-    def __init__(self, secrets: list[str] | tuple[str, ...]) -> None:
-        self._secrets = tuple(s for s in secrets if s and len(s) >= 4)
-        self._held = ""
-        self.count = 0
-
-    def feed(self, text: str) -> str:
-        text = self._held + text
-        for secret in self._secrets:
-            if secret in text:
-                self.count += text.count(secret)
-                text = text.replace(secret, KEY_PLACEHOLDER)
-        keep = 0
-        for secret in self._secrets:  # the longest end of text that begins a secret
-            first = secret[0]
-            start = max(0, len(text) - len(secret) + 1)
-            i = text.find(first, start)
-            while i >= 0:
-                if secret.startswith(text[i:]):
-                    keep = max(keep, len(text) - i)
-                    break
-                i = text.find(first, i + 1)
-        self._held = text[len(text) - keep :] if keep else ""
-        return text[: len(text) - keep] if keep else text
-
-    def flush(self) -> str:
-        held, self._held = self._held, ""
-        return held
+__all__ = [
+    "KEY_PLACEHOLDER",
+    "KeySource",
+    "SecretLogFilter",
+    "StreamRedactor",
+    "find_api_key",
+    "key_source",
+    "redact",
+    "remember_secret",
+    "resolve_api_key",
+]

@@ -10,19 +10,17 @@ and certificate verification stay on the name.
 httpx takes no resolver, but httpcore's connection pool takes a network backend
 (its public ``httpcore.NetworkBackend`` interface, whose ``connect_tcp`` gets the
 host and port): :class:`CheckedBackend` resolves and checks there, and
-:class:`CheckedTransport` is an ``httpx.BaseTransport`` over such a pool, doing
-what ``httpx.HTTPTransport`` does (request and response conversion, httpcore
-errors turned into httpx ones). Requests that need no check
-(:func:`core.access.needs_pinning`: not shared, allow-listed, this process's demo
-model, or sent through a proxy from the environment, which resolves the name
-itself) go through plain ``httpx.HTTPTransport`` instances.
+:class:`CheckedTransport` sends through a :class:`~core.pool_transport.PoolTransport`
+over such a pool (``httpx.HTTPTransport``'s work with this backend). Requests
+that need no check (:func:`core.access.needs_pinning`: not shared, allow-listed,
+this process's demo model, or sent through a proxy from the environment, which
+resolves the name itself) go through plain ``httpx.HTTPTransport`` instances.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import httpcore
@@ -37,10 +35,9 @@ from core.access import (
     proxy_for,
     refused_as_internal,
 )
+from core.pool_transport import LIMITS, PoolTransport
 
 __all__ = ["CheckedBackend", "CheckedTransport", "transport"]
-
-LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)  # httpx's
 
 
 class CheckedBackend(httpcore.NetworkBackend):
@@ -86,31 +83,6 @@ class CheckedBackend(httpcore.NetworkBackend):
         self.network.sleep(seconds)
 
 
-@contextlib.contextmanager
-def _httpx_errors() -> Iterator[None]:
-    """httpcore's errors as the httpx errors of the same name (what httpx's own transport does)."""
-    try:
-        yield
-    except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError) as exc:
-        raise getattr(httpx, type(exc).__name__, httpx.TransportError)(str(exc)) from exc
-    except (httpcore.ProxyError, httpcore.UnsupportedProtocol) as exc:
-        raise getattr(httpx, type(exc).__name__)(str(exc)) from exc
-
-
-class _ResponseStream(httpx.SyncByteStream):
-    def __init__(self, stream: Iterable[bytes]) -> None:
-        self._stream = stream
-
-    def __iter__(self) -> Iterator[bytes]:
-        with _httpx_errors():
-            yield from self._stream
-
-    def close(self) -> None:
-        close = getattr(self._stream, "close", None)
-        if close is not None:
-            close()
-
-
 class CheckedTransport(httpx.BaseTransport):
     """An ``httpx`` transport whose connections go only to checked addresses (see the module docstring).
 
@@ -120,13 +92,7 @@ class CheckedTransport(httpx.BaseTransport):
     def __init__(
         self, resolve: Resolver | None = None, network: httpcore.NetworkBackend | None = None
     ) -> None:
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=LIMITS.max_connections,
-            max_keepalive_connections=LIMITS.max_keepalive_connections,
-            keepalive_expiry=LIMITS.keepalive_expiry,
-            network_backend=CheckedBackend(resolve, network),
-        )
+        self._checked = PoolTransport(CheckedBackend(resolve, network), limits=LIMITS)
         self._plain: dict[str | None, httpx.HTTPTransport] = {}  # by proxy URL (None: direct)
         self._lock = threading.Lock()
 
@@ -139,30 +105,13 @@ class CheckedTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if not needs_pinning(request.url):
             return self._unchecked(proxy_for(request.url)).handle_request(request)
-        assert isinstance(request.stream, httpx.SyncByteStream)
-        url = request.url
-        core_request = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
         try:
-            with _httpx_errors():
-                response = self._pool.handle_request(core_request)
+            return self._checked.handle_request(request)
         except RefusedAddress as exc:
-            raise refused_as_internal(url, exc.reason) from None
-        assert isinstance(response.stream, Iterable)
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.headers,
-            stream=_ResponseStream(response.stream),
-            extensions=response.extensions,
-        )
+            raise refused_as_internal(request.url, exc.reason) from None
 
     def close(self) -> None:
-        self._pool.close()
+        self._checked.close()
         with self._lock:
             plain, self._plain = list(self._plain.values()), {}
         for transport in plain:

@@ -311,7 +311,9 @@ def probe_all(
     try:
         for name in names:
             if name == "completions" and not template:
-                skipped[name] = "needs the model's chat template (a name such as chatml, or a Jinja file: --template)"
+                skipped[name] = (
+                    "needs the model's chat template (a name such as chatml, or a Jinja file: --template)"
+                )
                 continue
             try:
                 results.append(probe(base_url, model, strategy=name, client=http, template=template))

@@ -36,8 +36,8 @@ from core.errors import (
     ServerError,
     sentence,
 )
-from core.keys import StreamRedactor
 from core.reasoning import ThinkSplitter
+from core.redaction import StreamRedactor
 from core.strategies import ReplyFilter, Think
 from core.types import CancelToken, Delta, Event, Notice, Retrying, Round, RunSpec, StreamDelta, Usage
 
@@ -69,9 +69,17 @@ class RetryPolicy:
 class Plan:
     """The request a round sends, and how to read its reply."""
 
+    @property
+    def max_tokens(self) -> int:
+        """What the request asks for: read from and written to the body, so no copy can drift."""
+        return int(self.body["max_tokens"])
+
+    @max_tokens.setter
+    def max_tokens(self, value: int) -> None:
+        self.body["max_tokens"] = value
+
     endpoint: str
-    body: dict[str, Any]
-    max_tokens: int
+    body: dict[str, Any]  # holds the round's one max_tokens (see the property)
     held: int  # characters held back from the previous round
     answer: str  # the answer so far as sent (after hold-back)
     prefill: str  # what the request carries as the assistant's partial turn
@@ -308,5 +316,5 @@ class RoundStreamer:
         if new < MIN_ROUND_TOKENS:
             return None
         plan.lowered = True
-        plan.max_tokens = rnd.max_tokens = plan.body["max_tokens"] = new
+        plan.max_tokens = new  # the round records it when it closes
         return Notice(f"the request did not fit the context window; lowered max_tokens to {new}", rnd.index)

@@ -9,16 +9,17 @@ thread. Nothing here does I/O or imports Streamlit.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from core import budget
 from core.types import ErrorInfo, Round, RunResult, RunSpec
 
 JobStatus = Literal["running", "stopping", "done"]
 
 AMBER_AT = 0.75  # share of the window used at which the gauge turns amber
 RED_AT = 0.90
-CHARS_PER_TOKEN = 4.0  # rough estimate before the server has reported usage
 
 
 @dataclass(frozen=True)
@@ -114,18 +115,46 @@ class Snapshot:
         return RunResult(spec=self.spec, rounds=list(self.rounds), started_at=self.started_at)
 
 
-def estimate_tokens(text: str) -> int:
-    return int(len(text) / CHARS_PER_TOKEN + 0.5)
+def gauge_for(spec: RunSpec, rounds: Sequence[Round], live: LiveRound | None = None) -> Gauge:
+    """The context gauge of a run: the Studio's live view and a stored run's view alike.
 
-
-def prompt_estimate(spec: RunSpec) -> int:
-    chars = sum(len(str(m.get("content") or "")) for m in spec.messages)
-    return int(chars / CHARS_PER_TOKEN) + 4 * len(spec.messages)
-
-
-def live_cost(spec: RunSpec, prompt_tokens: int, output_tokens: int) -> float | None:
-    if spec.prices is None:
-        return None
-    return (
-        prompt_tokens * spec.prices.input_per_mtok + output_tokens * spec.prices.output_per_mtok
-    ) / 1_000_000
+    Counts are the rounds' own (the server's usage, else the engine's estimates); the prompt
+    before any round is :func:`core.budget.first_prompt`'s estimate (the one the validation's
+    refusal uses); a round cut off while streaming (interrupted) has text but no counts and is
+    estimated from its text; the live round counts its chunks (about one token each).
+    """
+    estimated = any(r.tokens_estimated for r in rounds)
+    if rounds and rounds[0].prompt_tokens:
+        prompt = rounds[0].prompt_tokens
+        estimated = estimated or rounds[0].prompt_estimated
+    else:
+        prompt = budget.first_prompt(spec)[1]
+        estimated = True
+    generated = 0
+    for r in rounds:
+        if r.completion_tokens or not (r.text or r.reasoning):
+            generated += r.completion_tokens
+        else:
+            generated += budget.estimate_text(r.text + r.reasoning)
+            estimated = True
+    billed = sum(r.prompt_tokens for r in rounds)
+    costs = [r.cost for r in rounds if r.cost is not None]
+    cost: float | None = sum(costs) if costs else None
+    if live is not None:
+        live_prompt = prompt + generated
+        billed += live_prompt
+        generated += live.chunks
+        estimated = True
+        extra = budget.round_cost(spec.prices, live_prompt, live.chunks)
+        if extra is not None:
+            cost = (cost or 0.0) + extra
+    elif cost is None and rounds:
+        cost = budget.round_cost(spec.prices, billed, generated)
+    return Gauge(
+        window=spec.context_window,
+        prompt_tokens=prompt,
+        generated_tokens=generated,
+        billed_input_tokens=billed,
+        cost=cost,
+        estimated=estimated,
+    )

@@ -140,28 +140,9 @@ def parse_number(name: str, text: str) -> int | float:
     return value
 
 
-def _sent_size(body: dict[str, Any]) -> tuple[int, int]:
-    """Characters and messages of a request body, counted as the engine counts them."""
-    if "prompt" in body:
-        return len(str(body["prompt"])), 1
-    messages = body.get("messages", ())
-    chars = sum(
-        len(m["content"]) if isinstance(m.get("content"), str) else len(str(m.get("content") or ""))
-        for m in messages
-    )
-    return chars, len(messages)
-
-
 def prompt_size(spec: RunSpec) -> tuple[int, int]:
-    """(characters, estimated tokens) of the first request of ``spec``, as the engine estimates them."""
-    from core.strategies import get_strategy
-
-    try:
-        body = get_strategy(spec.strategy).build(spec, "", "")[1]
-    except ConfigError:  # an unknown strategy or template: count the messages alone
-        body = {"messages": spec.messages}
-    chars, messages = _sent_size(body)
-    return chars, budget.estimate_prompt(chars, messages, budget.Calibration())
+    """(characters, estimated tokens) of the first request of ``spec``: :func:`core.budget.first_prompt`."""
+    return budget.first_prompt(spec)
 
 
 def _prompt_problems(spec: RunSpec) -> list[Problem]:

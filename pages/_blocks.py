@@ -248,7 +248,8 @@ class BlockCutter:
 
     def _cut_point(self, pending: str) -> int:
         # Never cut into the trailing (possibly partial) word nor the whitespace before it.
-        safe = len(pending) - len(_TRAILING_WORD.search(pending).group(0))  # type: ignore[union-attr]
+        trailing = _TRAILING_WORD.search(pending)  # always matches (both parts may be empty)
+        safe = len(pending) - (len(trailing.group(0)) if trailing else 0)
         if safe <= 0:
             return 0
         separators = ("\n\n", "\n", " ") if len(pending) >= self.max_tail else ("\n\n",)

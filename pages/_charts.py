@@ -83,7 +83,8 @@ def context_chart(rows: list[dict[str, Any]], window: int | None) -> alt.LayerCh
         .mark_rule(color="#d62728", strokeDash=[6, 4])
         .encode(y="window:Q", tooltip=[alt.Tooltip("window:Q", format=",", title="window")])
     )
-    return alt.layer(used, rule)
+    # LayerChart itself, not alt.layer(): that one may hoist shared facets into a FacetChart (none here).
+    return alt.LayerChart(layer=[used, rule])
 
 
 def render_details(snap: Snapshot) -> None:

@@ -12,20 +12,18 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
-from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core import access
 from core.jobs import Job, JobManager, recording_runner
 from core.keys import find_api_key
 from core.providers import DEFAULT_PROVIDER, PROVIDERS, Provider, get_provider
+from core.specs import make_spec, model_limits
 from core.types import Prices, RunSpec
 
 log = logging.getLogger(__name__)
@@ -99,31 +97,6 @@ def fresh_container(parent: Any = None, **kwargs: Any) -> Any:
 
 ACCESS_GRANTED = "access_granted"  # session state: this session gave the access password
 GATE_SESSION = "access_gate_session"  # session state: this session's key for the wrong-password throttle
-
-
-def ensure_routed() -> None:
-    """The first call of every page: make sure it was reached through ``app.py`` (and its access gate).
-
-    Until ``st.navigation`` has run once in the process, Streamlit 1.67 treats a
-    folder named ``pages/`` as an old-style multipage app: a first request for
-    ``/settings`` runs ``pages/settings.py`` without ``app.py``. Such a run (no
-    ``app.py`` frame below the page) switches that mode off and starts again,
-    through the router. A page run on its own as the main script, and AppTest
-    runs, are left alone.
-    """
-    ctx = get_script_run_ctx()
-    if ctx is None or "streamlit.testing.v1.app_test" in sys.modules:
-        return  # AppTest switches pages without the router and serves nobody: no gate to skip
-    main = os.path.realpath(ctx.main_script_path)
-    if os.path.basename(main) != "app.py":
-        return
-    frame = sys._getframe(1)
-    while frame is not None:
-        if os.path.realpath(frame.f_code.co_filename) == main:
-            return  # app.py is running this page
-        frame = frame.f_back
-    PagesManager.uses_pages_directory = False
-    st.rerun()
 
 
 def listen_address() -> str:
@@ -349,13 +322,9 @@ class ModelLimits:
 
 
 def limits_for(p: Provider, model: str) -> ModelLimits:
-    """Context window, output cap and prices: the provider's model list first, then the preset."""
-    info = model_info(p, model)
-    return ModelLimits(
-        context_window=getattr(info, "context_length", None) or p.context_window,
-        output_cap=getattr(info, "max_output", None) or p.output_cap,
-        prices=getattr(info, "prices", None) or p.prices,
-    )
+    """Context window, output cap and prices: the spec factory's rule (model list, then preset)."""
+    window, cap, prices = model_limits(p, model_info(p, model))
+    return ModelLimits(context_window=window, output_cap=cap, prices=prices)
 
 
 # ---------------------------------------------------------------- runs
@@ -374,25 +343,19 @@ class RunForm:
 
 
 def build_spec(p: Provider, form: RunForm) -> RunSpec:
-    messages: list[dict[str, Any]] = []
-    if form.system.strip():
-        messages.append({"role": "system", "content": form.system.strip()})
-    messages.append({"role": "user", "content": form.prompt})
     model = form.model or p.default_model
-    limits = limits_for(p, model)
-    return RunSpec(
-        messages=messages,
-        provider=p.id,
-        base_url=base_url_for(p),
+    return make_spec(
+        p,
+        form.prompt,
+        system=form.system,
         model=model,
+        base_url=base_url_for(p),
+        info=model_info(p, model),
         max_tokens=int(form.max_tokens),
         max_rounds=int(form.max_rounds),
         target_tokens=int(form.target_tokens) or None,
-        context_window=limits.context_window,
-        output_cap=limits.output_cap,
         strategy=form.strategy,
         temperature=float(form.temperature),
-        prices=limits.prices,
         api_key_env=p.key_env,
     )
 

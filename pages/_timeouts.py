@@ -46,11 +46,11 @@ def _widget(name: str) -> str:
 def _on_change(name: str) -> None:
     value = st.session_state.get(_widget(name))
     problem = check(f"{name}_timeout", value)
-    if problem:
+    if problem is not None or value is None:  # check refuses None too; testing it narrows the type
         st.session_state[ERROR_KEY] = problem
         st.session_state[_widget(name)] = float(getattr(session_timeouts(), name))
         return
-    st.session_state[KEY] = replace(session_timeouts(), **{name: float(value)})  # type: ignore[arg-type]
+    st.session_state[KEY] = replace(session_timeouts(), **{name: float(value)})
 
 
 def _reset() -> None:
@@ -68,7 +68,8 @@ def advanced_settings() -> None:
         columns = st.columns(3)
         for column, (name, label, help_text) in zip(columns, FIELDS, strict=True):
             key = _widget(name)
-            seed = {} if key in st.session_state else {"value": float(getattr(current, name))}
+            # The widget reads its value from session state (seeded unless already there), not value=.
+            st.session_state.setdefault(key, float(getattr(current, name)))
             column.number_input(
                 label,
                 min_value=0.0,  # the browser stops negatives; 0 reaches the check and its message
@@ -79,7 +80,6 @@ def advanced_settings() -> None:
                 on_change=_on_change,
                 args=(name,),
                 help=f"{help_text} Default {getattr(default, name):g} s.",
-                **seed,  # type: ignore[arg-type]
             )
         error = st.session_state.pop(ERROR_KEY, None)
         if error:

@@ -33,9 +33,10 @@ from core.types import STRATEGIES
 from pages import _common as common
 from pages._blocks import inert
 from pages._history import history
+from pages._routing import ensure_routed
 from pages._timeouts import session_timeouts
 
-common.ensure_routed()  # reached without app.py (Streamlit's old pages/ mode): go through it
+ensure_routed(__file__)  # run without app.py (Streamlit's legacy pages/ mode): go through it
 
 BATCH_PARAM = "batch"  # the URL query parameter holding the batch on screen
 STATUS_EVERY = 0.5  # seconds between updates of the progress while a batch runs

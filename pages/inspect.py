@@ -8,11 +8,11 @@ from core import inspect
 from core.store import RunSummary
 from core.store.rows import PROMPT_PREVIEW_CHARS
 from core.types import RunResult
-from pages import _common as common
 from pages import _history as history
 from pages import _inspect_view as view
+from pages._routing import ensure_routed
 
-common.ensure_routed()  # reached without app.py (Streamlit's old pages/ mode): go through it
+ensure_routed(__file__)  # run without app.py (Streamlit's legacy pages/ mode): go through it
 
 VS_PARAM = "vs"  # query parameter: the run compared with
 RECENT = 500

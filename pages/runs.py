@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import time
+from typing import TypedDict
 
 import streamlit as st
 
 from core.store import RunSummary
 from core.types import STRATEGIES, RunResult
-from pages import _common as common
 from pages import _history as history
 from pages._blocks import inert, inert_code
 from pages._history_view import render_run
+from pages._routing import ensure_routed
 
-common.ensure_routed()  # reached without app.py (Streamlit's old pages/ mode): go through it
+ensure_routed(__file__)  # run without app.py (Streamlit's legacy pages/ mode): go through it
 
 PAGE_SIZE = 200
 ANY = "All"
+
+
+class RunFilters(TypedDict):
+    """The filter row's choices, as keyword arguments of ``list_runs`` and ``count_runs``."""
+
+    query: str | None
+    provider: str | None
+    model: str | None
+    status: str | None
+    since: float | None
 
 
 def _flash(kind: str, text: str) -> None:
@@ -62,7 +73,7 @@ def empty_state() -> None:
         st.page_link(history.STUDIO, label="Start a run in the Studio", icon=":material/edit_note:")
 
 
-def filters(facets: dict[str, list[str]]) -> dict[str, object]:
+def filters(facets: dict[str, list[str]]) -> RunFilters:
     row = st.columns([4, 2, 2, 2, 2], vertical_alignment="bottom")
     query = row[0].text_input(
         "Search",
@@ -251,8 +262,8 @@ if store.count_runs() == 0:
     st.stop()
 
 chosen = filters(store.facets())
-runs = store.list_runs(limit=PAGE_SIZE, **chosen)  # type: ignore[arg-type]
-matching = store.count_runs(**chosen)  # type: ignore[arg-type]
+runs = store.list_runs(limit=PAGE_SIZE, **chosen)
+matching = store.count_runs(**chosen)
 if not runs:
     st.info("No runs match these filters.", icon=":material/filter_alt_off:")
     st.button("Clear the filters", on_click=_clear_filters, key="runs_clear")

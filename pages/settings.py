@@ -13,8 +13,9 @@ from pages import _common as common
 from pages import _status as status
 from pages import _timeouts as timeouts
 from pages._blocks import inert, inert_code
+from pages._routing import ensure_routed
 
-common.ensure_routed()  # reached without app.py (Streamlit's old pages/ mode): go through it
+ensure_routed(__file__)  # run without app.py (Streamlit's legacy pages/ mode): go through it
 
 
 def _on_provider() -> None:

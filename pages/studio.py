@@ -12,8 +12,9 @@ from pages import _common as common
 from pages import _live as live
 from pages import _timeouts as timeouts
 from pages._blocks import inert, inert_code
+from pages._routing import ensure_routed
 
-common.ensure_routed()  # reached without app.py (Streamlit's old pages/ mode): go through it
+ensure_routed(__file__)  # run without app.py (Streamlit's legacy pages/ mode): go through it
 
 EXAMPLES = (
     "Write about 6000 tokens on the history of the printing press, with headings and a timeline.",
@@ -126,9 +127,14 @@ def save_form() -> None:
     st.session_state[SAVED_FORM] = {k: st.session_state[k] for k in _form_keys()}
 
 
-def _seed(key: str, **default: object) -> dict[str, object]:
-    """A widget's default (``value=`` / ``index=``), unless session state already holds its value."""
-    return {} if key in st.session_state else default
+def _seed(key: str, default: object) -> str:
+    """``key``, after putting the widget's default in session state unless it already holds a value.
+
+    The widget then reads its value from session state and takes no ``value=`` / ``index=``
+    (passing both makes Streamlit warn).
+    """
+    st.session_state.setdefault(key, default)
+    return key
 
 
 def pickers() -> None:
@@ -140,8 +146,7 @@ def pickers() -> None:
         "Provider",
         ids,
         format_func=lambda pid: PROVIDERS[pid].label,
-        key="studio_provider",
-        **_seed("studio_provider", index=ids.index(p.id)),
+        key=_seed("studio_provider", p.id),
         on_change=_on_provider,
     )
     models = [m.id for m in common.model_list(p)]
@@ -153,8 +158,7 @@ def pickers() -> None:
     mid.selectbox(
         "Model",
         models,
-        key=f"studio_model_{p.id}",
-        **_seed(f"studio_model_{p.id}", index=models.index(current) if current else None),
+        key=_seed(f"studio_model_{p.id}", current or None),
         accept_new_options=True,
         placeholder="Type a model id",
         on_change=_on_model,
@@ -182,32 +186,25 @@ def prompt_form() -> None:
             min_value=16,
             max_value=262_144,
             step=256,
-            key="max_tokens",
-            **_seed("max_tokens", value=default_max),
+            key=_seed("max_tokens", default_max),
             help="Asked for in each round; the budget lowers it to fit the output cap and the window.",
         )
-        right.number_input(
-            "Max rounds", min_value=1, max_value=500, key="max_rounds", **_seed("max_rounds", value=20)
-        )
+        right.number_input("Max rounds", min_value=1, max_value=500, key=_seed("max_rounds", 20))
         left.number_input(
             "Target length (tokens)",
             min_value=0,
             max_value=10_000_000,
             step=1000,
-            key="target_tokens",
-            **_seed("target_tokens", value=0),
+            key=_seed("target_tokens", 0),
             help="Stop once the answer has this many tokens. 0: let the model finish.",
         )
         right.selectbox(
             "Strategy",
             STRATEGIES,
-            key=f"strategy_{p.id}",
-            **_seed(
-                f"strategy_{p.id}", index=STRATEGIES.index(p.strategy) if p.strategy in STRATEGIES else 0
-            ),
+            key=_seed(f"strategy_{p.id}", p.strategy if p.strategy in STRATEGIES else STRATEGIES[0]),
             help=f"How a round continues the answer. {p.label}'s default: {p.strategy}. {p.notes}",
         )
-        st.slider("Temperature", 0.0, 2.0, step=0.05, key="temperature", **_seed("temperature", value=0.7))
+        st.slider("Temperature", 0.0, 2.0, step=0.05, key=_seed("temperature", 0.7))
         row = st.container(horizontal=True, vertical_alignment="center")
         row.form_submit_button("Generate", type="primary", icon=":material/play_arrow:", on_click=_start_run)
         row.caption("Ctrl+Enter in the prompt also generates")

@@ -600,7 +600,7 @@ def gated_app(monkeypatch: pytest.MonkeyPatch, tmp_db: Path, secrets: dict[str, 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
     at.secrets.update(secrets)
     # The first script run of a process may go through Streamlit's old ``pages/`` mode (see
-    # pages/_common.py), whose widget ids differ from every later run; start after it.
+    # pages/_routing.py), whose widget ids differ from every later run; start after it.
     at.run()
     return at
 

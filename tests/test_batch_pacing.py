@@ -7,7 +7,7 @@ from collections.abc import Callable
 import httpcore
 import httpx
 
-from core.batch.pacing import PacedBackend, paced_transport
+from core.batch.pacing import paced_transport
 from core.client import Client
 from core.demo import demo_document
 
@@ -35,8 +35,7 @@ class CountingBackend(httpcore.SyncBackend):
 
 def stream_text(base_url: str, interval: float) -> tuple[str, int]:
     counter = CountingBackend()
-    transport = paced_transport(httpx.create_ssl_context(), interval)
-    transport._pool = httpcore.ConnectionPool(network_backend=PacedBackend(interval, inner=counter))
+    transport = paced_transport(httpx.create_ssl_context(), interval, network=counter)
     with Client(base_url, transport=transport) as client:
         body = {"model": "demo", "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 1000}
         text = "".join(d.content for d in client.stream_chat(body))

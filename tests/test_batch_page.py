@@ -16,7 +16,8 @@ from core.batch import export_batch
 from core.demo import demo_document
 from core.store import Batches, Store
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "batch.py")
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGE = "pages/batch.py"
 TIMEOUT = 60
 ROWS = "\n".join(
     [
@@ -30,7 +31,8 @@ ROWS = "\n".join(
 @pytest.fixture
 def page(clean_env, tmp_db, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     monkeypatch.setenv("CONTINUUM_DEMO_RATE", "0")
-    return AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()  # the router first, as a browser does
+    return at.switch_page(PAGE).run()
 
 
 def texts(at: AppTest) -> str:

@@ -14,8 +14,10 @@ The chunks of a chunked body that one read brings are merged into one
 (:mod:`core.batch.coalesce`), so the HTTP parser handles one chunk per read,
 not one per token.
 
-:func:`paced_transport` builds an ``httpx.HTTPTransport`` whose connections
-read this way (an httpcore network backend wrapping the standard one).
+:func:`paced_transport` builds an httpx transport whose connections read this
+way: a :class:`~core.pool_transport.PoolTransport` (httpx's public transport API
+over httpcore's public pool) with :class:`PacedBackend`, an httpcore network
+backend wrapping the standard one.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import httpcore
 import httpx
 
 from core.batch.coalesce import ChunkCoalescer
+from core.pool_transport import PoolTransport
 
 DEFAULT_INTERVAL = 0.25  # seconds between reads of a trickling stream
 TRICKLE_BYTES = 4096  # a read smaller than this is a trickle
@@ -134,22 +137,17 @@ class PacedBackend(httpcore.NetworkBackend):
         self.inner.sleep(seconds)
 
 
-def paced_transport(ssl_context: ssl.SSLContext, interval: float = DEFAULT_INTERVAL) -> httpx.HTTPTransport:
+def paced_transport(
+    ssl_context: ssl.SSLContext,
+    interval: float = DEFAULT_INTERVAL,
+    network: httpcore.NetworkBackend | None = None,
+) -> httpx.BaseTransport:
     """An HTTP transport for one batch worker: few connections, paced reads, a shared SSL context.
 
     Sharing ``ssl_context`` matters: building one loads the CA bundle (~50 ms of
-    CPU), too much to do per worker. ``interval`` 0 reads as usual.
+    CPU), too much to do per worker. ``interval`` 0 reads as usual. ``network``:
+    the backend that really connects (default httpcore's standard one).
     """
     limits = httpx.Limits(max_connections=4, max_keepalive_connections=2)
-    transport = httpx.HTTPTransport(verify=ssl_context, limits=limits)
-    if interval > 0:
-        # httpx offers no way to pass a network backend; its pool is rebuilt with one
-        # (same settings as httpx.HTTPTransport builds without a proxy).
-        transport._pool = httpcore.ConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=PacedBackend(interval),
-        )
-    return transport
+    backend = PacedBackend(interval, inner=network) if interval > 0 else network
+    return PoolTransport(backend, ssl_context=ssl_context, limits=limits)

@@ -9,6 +9,7 @@ from typing import Any
 from core.batch.inputs import BatchItem, RowError
 from core.errors import ConfigError
 from core.providers import get_provider
+from core.specs import with_model
 from core.types import RunSpec
 
 DEFAULT_CONCURRENCY = 8
@@ -67,17 +68,11 @@ def item_spec(settings: RunSpec, item: BatchItem, models: Mapping[str, Any] | No
         "extra_body": dict(settings.extra_body),
     }
     changes.update(item.overrides)
+    spec = dataclasses.replace(settings, **changes)
     model = item.overrides.get("model")
-    if model and model != settings.model:
-        info = (models or {}).get(model)
-        changes["prices"] = getattr(info, "prices", None)
-        window = getattr(info, "context_length", None)
-        cap = getattr(info, "max_output", None)
-        if window:
-            changes["context_window"] = window
-        if cap:
-            changes["output_cap"] = cap
-    return dataclasses.replace(settings, **changes)
+    if model and model != settings.model:  # another model's limits, by the spec factory's rule
+        spec = with_model(spec, (models or {}).get(model), keep_window="context_window" in item.overrides)
+    return spec
 
 
 def check_items(

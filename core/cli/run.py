@@ -26,6 +26,7 @@ from core.cli.common import (
 )
 from core.errors import ContinuumError
 from core.providers import PROVIDERS
+from core.specs import make_spec, with_model
 from core.types import STRATEGIES, CancelToken, RunFinished, RunResult, RunSpec, RunStarted
 from core.validation import validate_spec
 
@@ -140,27 +141,21 @@ def _template(name: str | None) -> str | None:
 
 
 def spec_from_args(args: argparse.Namespace, target: Target, prompt: str) -> RunSpec:
-    messages: list[dict[str, Any]] = []
-    if args.system:
-        messages.append({"role": "system", "content": args.system})
-    messages.append({"role": "user", "content": prompt})
-    provider = target.provider
-    return RunSpec(
-        messages=messages,
-        provider=provider.id,
-        base_url=target.base_url,
+    return make_spec(
+        target.provider,
+        prompt,
+        system=args.system,
         model=target.model,
+        base_url=target.base_url,
         max_tokens=args.max_tokens,
         max_rounds=args.max_rounds,
         target_tokens=args.target_tokens,
         cost_limit=args.cost_limit,
-        context_window=args.context_window or provider.context_window,
-        output_cap=provider.output_cap,
-        strategy=args.strategy or provider.strategy,
+        context_window=args.context_window,
+        strategy=args.strategy,
         template=_template(args.template),
         temperature=args.temperature,
         seed=args.seed,
-        prices=provider.prices,
         api_key_env=args.api_key_env,
         title=args.title or "",
     )
@@ -179,12 +174,8 @@ def apply_model_meta(spec: RunSpec, client: Any, progress: Progress, *, keep_win
     info = next((m for m in models if m.id == spec.model), None)
     if info is None:
         return
-    if info.context_length and not keep_window:
-        spec.context_window = info.context_length
-    if info.max_output:
-        spec.output_cap = info.max_output
-    if info.prices:
-        spec.prices = info.prices
+    known = with_model(spec, info, keep_window=keep_window)  # the spec factory's one rule
+    spec.context_window, spec.output_cap, spec.prices = known.context_window, known.output_cap, known.prices
 
 
 def open_history() -> Store | None:

@@ -172,6 +172,15 @@ RUN_DONE = """() => window.__runStates.includes('running')
     && document.querySelector('[data-testid=stApp]').getAttribute('data-test-script-state') === 'notRunning'"""
 
 
+IDLE = """() => document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state')
+    === 'notRunning'"""
+
+
+def idle(page, timeout: float = WAIT) -> None:
+    """Wait until no script run is going (a click during a rerun may land on a widget being replaced)."""
+    page.wait_for_function(IDLE, timeout=timeout, polling=100)
+
+
 def after_run(page, action: Callable[[], object], timeout: float = WAIT) -> None:
     """Do ``action`` (a click, a key) and wait for the script run it starts to end.
 

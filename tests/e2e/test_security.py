@@ -10,7 +10,10 @@
   in the Studio and stored on the Runs and Inspect pages, never runs: no dialog
   opens, the flag the payloads set stays unset, no live element exists.
 - A server listening beyond loopback with a server-side key asks for the access
-  password before anything else, even on the very first request of the process.
+  password before anything else, even on the very first request of the process,
+  and then shows the page that request asked for. A fresh password-protected
+  server (Streamlit still reads ``pages/`` as a legacy folder) shows the gate and
+  nothing of the page on a first request for any page's URL.
 """
 
 from __future__ import annotations
@@ -459,7 +462,9 @@ def test_a_shared_server_asks_for_the_password_first_even_on_a_pages_first_reque
         page.get_by_text("That is not the access password.").wait_for()
         page.get_by_label("Access password").fill("correct horse battery")
         page.get_by_role("button", name="Enter").click()
-        page.get_by_label("Prompt", exact=True).wait_for()
+        page.get_by_role("heading", name="Settings").wait_for()  # the page the first request asked for
+        expect(page).to_have_url(f"{url}/settings")
+        to_studio(page)
 
         # Shared: the in-app demo model works, internal addresses do not, the server key stays home.
         choose(page, "Provider", "Demo model (offline)")  # the server's key made DeepInfra the default
@@ -514,4 +519,32 @@ def test_several_first_requests_to_a_page_at_once_all_go_through_the_gate(browse
     finally:
         for context in contexts:
             context.close()
+        stop_app(proc)
+
+
+# Every page's URL (as Streamlit's legacy pages/ mode names them) and the title the page draws first.
+PAGE_URLS = [("studio", "Studio"), ("runs", "Runs"), ("inspect", "Inspect"), ("batch", "Batch")]
+PAGE_URLS += [("settings", "Settings"), ("runs?id=0123abcd", "Runs")]
+
+
+@pytest.mark.parametrize(("path", "title"), PAGE_URLS, ids=[path for path, _ in PAGE_URLS])
+def test_a_fresh_servers_first_request_for_any_page_shows_the_gate_and_nothing_of_the_page(
+    browser, tmp_path: Path, path: str, title: str
+):
+    """Only a process's first requests meet Streamlit's legacy pages/ mode (any run of app.py ends
+    it), so each URL gets a server of its own."""
+    secrets_file = tmp_path / "secrets.toml"
+    secrets_file.write_text('access_password = "never given"\n')
+    proc, url = launch_app(tmp_path, "--secrets.files", str(secrets_file), env={"CONTINUUM_DEMO_RATE": "0"})
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    try:
+        page = context.new_page()
+        page.goto(f"{url}/{path}")
+        gate, drawn_page = page.get_by_label("Access password"), page.get_by_role("heading", name=title)
+        expect(gate.or_(drawn_page).first).to_be_visible()  # whichever comes: the test fails, not hangs
+        settled(page)
+        assert (gate.count(), drawn_page.count()) == (1, 0)
+        assert page.get_by_test_id("stSidebar").count() == 0  # no navigation, no provider, no key status
+    finally:
+        context.close()
         stop_app(proc)

@@ -10,7 +10,7 @@ import re
 from playwright.sync_api import expect
 
 from core.demo import behaviour_url, demo_document
-from tests.e2e.conftest import WAIT, drawn, shot
+from tests.e2e.conftest import WAIT, drawn, idle, shot
 
 SHORT = "Write about 3000 tokens on the history of the printing press, with headings."
 LONG = "Write about 20000 tokens on lighthouses of the Atlantic coast."
@@ -36,6 +36,7 @@ def set_number(page, label: str, value: int) -> None:
 
 
 def generate(page, prompt: str) -> None:
+    idle(page)  # the form as the last rerun drew it, not one being replaced
     page.get_by_label("Prompt", exact=True).fill(prompt)
     page.get_by_role("button", name="Generate").click()
 
