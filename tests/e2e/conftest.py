@@ -45,11 +45,21 @@ WAIT = 120_000  # ms
 expect.set_options(timeout=WAIT)
 
 
+# A browser test that times out waiting for the page runs again, at most twice (pytest-rerunfailures;
+# reruns show as "R" in the summary). Under a fully loaded 2-core machine a click can land while
+# Streamlit replaces the widget, and the wait for its effect then runs out: seen once or twice
+# per full run in test_requests.py and test_studio.py in session 3. Only Playwright timeouts are
+# retried: a wrong text, a leaked key or an outside request fails at once. The causes are for a
+# later session to remove; see the README's Development section.
+E2E_RERUNS = 2
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test here is an ``e2e`` test: ``-m "not e2e"`` skips the browser."""
     for item in items:
         if "tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.flaky(reruns=E2E_RERUNS, only_rerun=["TimeoutError"]))
 
 
 def free_port() -> int:
