@@ -5,7 +5,7 @@ so every stream is paced like a real provider at 50 tokens/s; 200 of them at
 once make an ideal aggregate of 10,000 tokens/s. Each contender runs in a child
 process of its own, so its CPU time and memory are its own:
 
-- continuum: ``core.batch`` — a stored batch of 200 items, ``BatchRunner`` with
+- continuum: ``core.services.batch`` — a stored batch of 200 items, ``BatchRunner`` with
   concurrency 200 (worker threads, shared adaptive limit, paced reads, every run
   recorded in a temporary SQLite history, as ``python -m core batch`` does);
 - openai:    the ``openai`` package, one shared client, a ``ThreadPoolExecutor``
@@ -136,9 +136,9 @@ def measure(work: Callable[[], tuple[int, int]], runs: int) -> dict[str, Any]:
 
 
 def run_continuum(base: str, texts: list[str], max_tokens: int) -> dict[str, Any]:
-    from core.batch import BatchItem, BatchRunner, batch_results, create_batch
     from core.demo import demo_document
-    from core.store import Store
+    from core.services.batch import BatchItem, BatchRunner, batch_results, create_batch
+    from core.services.store import Store
     from core.types import RunSpec
 
     items = [BatchItem(id=str(i), prompt=p) for i, p in enumerate(texts)]

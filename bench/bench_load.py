@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from core.demo import demo_document  # noqa: E402
-from core.store import Store  # noqa: E402
+from core.services.store import Store  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app  # noqa: E402
 from tests.e2e.relay import KeyRelay  # noqa: E402
 

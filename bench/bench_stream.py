@@ -4,9 +4,9 @@ An unthrottled demo model runs in a separate process; each contender streams
 the same long answers from it and we count chunks (one demo token each) per
 second of wall time:
 
-- engine:  ``core.engine.run`` — whole continuation runs (prefill rounds of 4096
+- engine:  ``core.continuation.engine.run`` — whole continuation runs (prefill rounds of 4096
            tokens until the document is finished), events consumed;
-- client:  ``core.client.Client.stream_chat`` — single requests of 4096 tokens;
+- client:  ``core.wire.client.Client.stream_chat`` — single requests of 4096 tokens;
 - openai:  ``openai.OpenAI(...).chat.completions.create(stream=True)``, same requests;
 - bare:    ``for line in response.iter_lines(): if line.startswith("data: "):
            json.loads(line[6:])`` over httpx, same requests.
@@ -40,8 +40,8 @@ sys.path.insert(0, str(ROOT))
 
 from demo_process import start_demo_process  # noqa: E402  (bench/ is on sys.path)
 
-from core.client import Client  # noqa: E402
 from core.types import Delta, RunSpec  # noqa: E402
+from core.wire.client import Client  # noqa: E402
 
 MODEL = "demo-32k"
 PER_REQUEST = 4096  # the demo's output cap
@@ -66,7 +66,7 @@ def bench_client(base: str, requests: int) -> int:
 
 
 def bench_engine(base: str, runs: int) -> int:
-    from core.engine import run
+    from core.continuation.engine import run
 
     chunks = 0
     for _ in range(runs):

@@ -38,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import engine  # noqa: E402
+from core.continuation import engine  # noqa: E402
 from core.demo import demo_document, start_demo_server  # noqa: E402
 from core.demo.models import MODELS, DemoModel  # noqa: E402
 from core.types import RunSpec  # noqa: E402

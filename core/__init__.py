@@ -12,10 +12,37 @@ the list); everything else is internal and may change.
 
 from __future__ import annotations
 
-from core.budget import MIN_ROUND_TOKENS, context_used, round_budget, round_cost
-from core.client import Client, ModelInfo, Stream, Timeouts
-from core.engine import RetryPolicy, run
-from core.errors import (
+from core.continuation.budget import MIN_ROUND_TOKENS, context_used, round_budget, round_cost
+from core.continuation.engine import RetryPolicy, run
+from core.continuation.probe import ProbeResult, probe
+from core.continuation.strategies import CONTINUE_INSTRUCTION, STRATEGY_CLASSES, get_strategy
+from core.continuation.templates import TEMPLATE_NAMES, render
+from core.services.keys import find_api_key, redact, resolve_api_key
+from core.services.providers import DEFAULT_PROVIDER, PROVIDERS, Provider, get_provider
+from core.types import (
+    STOP_REASONS,
+    STRATEGIES,
+    TRUNCATED_FINISH_REASONS,
+    CancelToken,
+    Delta,
+    ErrorInfo,
+    Event,
+    Notice,
+    Prices,
+    Retrying,
+    Round,
+    RoundFinished,
+    RoundStarted,
+    RunFinished,
+    RunResult,
+    RunSpec,
+    RunStarted,
+    StreamDelta,
+    Usage,
+)
+from core.wire.client import Client, ModelInfo, Stream, Timeouts
+from core.wire.error_map import parse_context_overflow
+from core.wire.errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
@@ -40,35 +67,8 @@ from core.errors import (
     TransportTimeoutError,
     UnexpectedResponseError,
     ValidationError,
-    parse_context_overflow,
 )
-from core.keys import find_api_key, redact, resolve_api_key
-from core.probe import ProbeResult, probe
-from core.providers import DEFAULT_PROVIDER, PROVIDERS, Provider, get_provider
-from core.sse import SSEDecoder, SSEEvent, iter_events
-from core.strategies import CONTINUE_INSTRUCTION, STRATEGY_CLASSES, get_strategy
-from core.templates import TEMPLATE_NAMES, render
-from core.types import (
-    STOP_REASONS,
-    STRATEGIES,
-    TRUNCATED_FINISH_REASONS,
-    CancelToken,
-    Delta,
-    ErrorInfo,
-    Event,
-    Notice,
-    Prices,
-    Retrying,
-    Round,
-    RoundFinished,
-    RoundStarted,
-    RunFinished,
-    RunResult,
-    RunSpec,
-    RunStarted,
-    StreamDelta,
-    Usage,
-)
+from core.wire.sse import SSEDecoder, SSEEvent, iter_events
 
 __all__ = [
     "CONTINUE_INSTRUCTION",

@@ -1,6 +1,6 @@
 """The domain model shared by every part of Continuum.
 
-A *run* is a bounded sequence of *rounds*. The engine (``core.engine``) turns a
+A *run* is a bounded sequence of *rounds*. The engine (``core.continuation.engine``) turns a
 :class:`RunSpec` into a stream of :data:`Event` objects; the UI, the command
 line, the store and the batch runner all consume the same events. A finished
 (or interrupted) run is a :class:`RunResult`, whose :meth:`RunResult.to_dict`
@@ -41,7 +41,7 @@ STOP_REASONS: tuple[str, ...] = (
     "error",
 )
 
-# Strategies, one class each in core.strategies.
+# Strategies, one class each in core.continuation.strategies.
 StrategyName = Literal["prefill", "vllm", "prefix", "completions", "instruction"]
 STRATEGIES: tuple[str, ...] = ("prefill", "vllm", "prefix", "completions", "instruction")
 

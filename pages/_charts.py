@@ -8,8 +8,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-import core.export as export
-from core.jobs import Snapshot
+import core.services.export as export
+from core.services.jobs import Snapshot
 
 INPUT = "input (re-sent each round)"
 OUTPUT = "output"

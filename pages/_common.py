@@ -19,12 +19,13 @@ from typing import Any
 
 import streamlit as st
 
-from core import access
-from core.jobs import Job, JobManager, recording_runner
-from core.keys import find_api_key
-from core.providers import DEFAULT_PROVIDER, PROVIDERS, Provider, get_provider
-from core.specs import make_spec, model_limits
+from core.services import access
+from core.services.jobs import Job, JobManager, recording_runner
+from core.services.keys import find_api_key
+from core.services.providers import DEFAULT_PROVIDER, PROVIDERS, Provider, get_provider
+from core.services.specs import make_spec, model_limits
 from core.types import Prices, RunSpec
+from core.wire import guard
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ RUN_PARAM = "run"  # the URL query parameter holding the session's job id
 @st.cache_resource(show_spinner=False)
 def _job_manager(db_path: str) -> JobManager:
     try:
-        from core.store import Store
+        from core.services.store import Store
 
         store = Store(db_path)
     except Exception:
@@ -54,7 +55,7 @@ def job_manager() -> JobManager:
     Every run it starts is also saved to the run history (``$CONTINUUM_DB``),
     which the Runs and Inspect pages read.
     """
-    from core.store import default_db_path
+    from core.services.store import default_db_path
 
     return _job_manager(str(default_db_path()))
 
@@ -113,13 +114,13 @@ def access_gate() -> bool:
     server (listening beyond loopback, or ``CONTINUUM_SHARED=1``) with a
     server-side key (secrets or environment) refuses to serve at all rather than
     hand the key to anyone who can reach it. Shared servers also refuse internal
-    addresses (:mod:`core.access`). Repeated wrong passwords are slowed down
-    (:class:`core.access.GateThrottle`, per session and per client address).
+    addresses (:mod:`core.wire.guard`). Repeated wrong passwords are slowed down
+    (:class:`core.services.access.GateThrottle`, per session and per client address).
     Returns whether the session may go on; if not, the gate is the only page
     (``app.py`` stops).
     """
     address = listen_address()
-    access.set_shared(not access.is_loopback_listener(address))  # CONTINUUM_SHARED=1 is read apart
+    guard.set_shared(not access.is_loopback_listener(address))  # CONTINUUM_SHARED=1 is read apart
     if st.session_state.get(ACCESS_GRANTED):
         return True
     config = secrets()
@@ -220,14 +221,14 @@ def key_for(
 
     On a shared server a key from the secrets or the environment is withheld,
     ``(None, "withheld")``, when the request goes elsewhere than the provider's
-    own base URL or the allow-list (:func:`core.access.server_key_may_go_to`):
+    own base URL or the allow-list (:func:`core.services.access.server_key_may_go_to`):
     ``base_url`` (a stored run's, when resuming), else the session's setting.
     """
     settings = settings or get_settings()
     key, source = find_api_key(
         provider_id, session_key=settings.keys.get(provider_id), secrets=secrets(), environ=os.environ
     )
-    if key and source != "session" and access.is_shared():
+    if key and source != "session" and guard.is_shared():
         p = get_provider(provider_id)
         target = base_url or base_url_for(p, settings)
         if not p.is_demo and not access.server_key_may_go_to(p.base_url, target):
@@ -292,7 +293,7 @@ def key_status(p: Provider) -> str:
 
 @st.cache_resource(show_spinner=False)
 def _demo_models(base_url: str) -> list[Any]:
-    from core.client import Client
+    from core.wire.client import Client
 
     return list(Client(base_url).list_models(with_meta=True))
 

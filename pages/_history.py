@@ -1,6 +1,6 @@
 """The run history behind the Runs and Inspect pages: the store, list rows, resume, duplicate, delete.
 
-UI glue only (the history itself is ``core.store``; the numbers are ``core.inspect``).
+UI glue only (the history itself is ``core.services.store``; the numbers are ``core.services.inspect``).
 The store is opened once per database file per process (``st.cache_resource``
 keyed on the path, so ``CONTINUUM_DB`` decides which file). Runs are never
 resumed while a live process is still writing them (:meth:`Store.is_active`).
@@ -18,10 +18,10 @@ from urllib.parse import urlsplit, urlunsplit
 import pandas as pd
 import streamlit as st
 
-from core.errors import ContinuumError
-from core.providers import PROVIDERS
-from core.store import RunSummary, Store, default_db_path
+from core.services.providers import PROVIDERS
+from core.services.store import RunSummary, Store, default_db_path
 from core.types import STRATEGIES, RunResult, RunSpec
+from core.wire.errors import ContinuumError
 from pages import _common as common
 from pages._blocks import inert
 

@@ -4,7 +4,7 @@ The same pieces as the Studio (``pages/_status.py``, ``pages/_charts.py``,
 ``pages/_live.py``): status line, context gauge, stop or error message,
 downloads named after the run, then the Document, Rounds and Table & charts
 tabs. A stored run becomes a finished job's Snapshot with
-:func:`core.inspect.result_snapshot`, so every Studio function applies as is.
+:func:`core.services.inspect.result_snapshot`, so every Studio function applies as is.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 import streamlit as st
 
-from core.inspect import result_snapshot
-from core.jobs import Snapshot
+from core.services.inspect import result_snapshot
+from core.services.jobs import Snapshot
 from core.types import Round, RunResult
 from pages import _charts as charts
 from pages._blocks import split_blocks

@@ -1,6 +1,6 @@
 """Pieces of the Inspect page: a seam card, per-round charts, and two runs compared.
 
-Numbers come from :mod:`core.inspect`; this module only draws them (Altair, as
+Numbers come from :mod:`core.services.inspect`; this module only draws them (Altair, as
 the Studio does; no other charting library).
 """
 
@@ -12,8 +12,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-import core.export as export
-from core import inspect
+import core.services.export as export
+from core.services import inspect
 from core.types import RunResult
 from pages import _charts as charts
 from pages._blocks import inert, inert_code

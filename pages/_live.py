@@ -19,8 +19,8 @@ from typing import Any
 
 import streamlit as st
 
-import core.export as export
-from core.jobs import Job, Snapshot
+import core.services.export as export
+from core.services.jobs import Job, Snapshot
 from core.types import Round
 from pages import _charts as charts
 from pages._blocks import BlockCutter, inert

@@ -8,7 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.jobs import Gauge, LiveRound, Snapshot
+from core.services.jobs import Gauge, LiveRound, Snapshot
 from core.types import ErrorInfo, Round
 from pages._blocks import inert, inert_code
 

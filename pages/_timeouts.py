@@ -1,7 +1,7 @@
 """The session's timeouts (Settings → Advanced), used by every run and check this session starts.
 
 Kept in a plain session key (Streamlit drops widget keys on pages that do not
-draw them), checked by :func:`core.validation.check`; a refused value shows the
+draw them), checked by :func:`core.continuation.validation.check`; a refused value shows the
 reason and the last good value stays.
 """
 
@@ -11,8 +11,8 @@ from dataclasses import replace
 
 import streamlit as st
 
-from core.client import Timeouts
-from core.validation import BOUNDS, check
+from core.bounds import BOUNDS, check
+from core.wire.client import Timeouts
 
 KEY = "cfg_timeouts"
 ERROR_KEY = "timeouts_error"

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.batch import (
+from core.services.batch import (
     DEFAULT_CONCURRENCY,
     EXPORT_FORMATS,
     BatchManager,
@@ -24,12 +24,12 @@ from core.batch import (
     parse_items,
     stored_progress,
 )
-from core.batch.specs import settings_from_dict
-from core.errors import ContinuumError
-from core.export import slugify
-from core.providers import PROVIDERS, get_provider
-from core.store import Batches
+from core.services.batch.specs import settings_from_dict
+from core.services.export import slugify
+from core.services.providers import PROVIDERS, get_provider
+from core.services.store import Batches
 from core.types import STRATEGIES
+from core.wire.errors import ContinuumError
 from pages import _common as common
 from pages._blocks import inert
 from pages._history import history

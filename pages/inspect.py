@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import inspect
-from core.store import RunSummary
-from core.store.rows import PROMPT_PREVIEW_CHARS
+from core.services import inspect
+from core.services.store import RunSummary
+from core.services.store.rows import PROMPT_PREVIEW_CHARS
 from core.types import RunResult
 from pages import _history as history
 from pages import _inspect_view as view

@@ -7,7 +7,7 @@ from typing import TypedDict
 
 import streamlit as st
 
-from core.store import RunSummary
+from core.services.store import RunSummary
 from core.types import STRATEGIES, RunResult
 from pages import _history as history
 from pages._blocks import inert, inert_code

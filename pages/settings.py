@@ -7,8 +7,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.errors import ContinuumError
-from core.providers import PROVIDERS, Provider
+from core.services.providers import PROVIDERS, Provider
+from core.wire.errors import ContinuumError
 from pages import _common as common
 from pages import _status as status
 from pages import _timeouts as timeouts
@@ -45,7 +45,7 @@ def _forget_key(provider_id: str) -> None:
 
 
 def _client(p: Provider) -> Any:
-    from core.client import Client
+    from core.wire.client import Client
 
     key, _ = common.key_for(p.id)
     return Client(common.base_url_for(p), api_key=key, timeouts=timeouts.session_timeouts())
@@ -117,7 +117,7 @@ def connection_checks(p: Provider) -> None:
 
 
 def run_probe(p: Provider) -> None:
-    from core.probe import VERDICT_HEADLINES, probe_all
+    from core.continuation.probe import VERDICT_HEADLINES, probe_all
 
     key, _ = common.key_for(p.id)
     model = common.model_for(p)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import validation
-from core.errors import ContinuumError
-from core.providers import PROVIDERS
+from core.continuation import validation
+from core.services.providers import PROVIDERS
 from core.types import STRATEGIES
+from core.wire.errors import ContinuumError
 from pages import _common as common
 from pages import _live as live
 from pages import _timeouts as timeouts

@@ -24,28 +24,31 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import access, engine
-from core.access import (
+from core.cli import main as cli_main
+from core.continuation import engine
+from core.services.access import (
+    GateThrottle,
+    is_loopback_listener,
+    needs_password,
+    password_matches,
+    server_key_configured,
+    server_key_may_go_to,
+)
+from core.types import RunFinished, RunSpec
+from core.wire import guard
+from core.wire.client import Client
+from core.wire.errors import ConfigError, ConnectError
+from core.wire.guard import (
     ALLOWED_ENV,
     SHARED_ENV,
-    GateThrottle,
     check_base_url,
     check_response,
     check_url,
     connect_addresses,
     is_internal_ip,
-    is_loopback_listener,
-    needs_password,
     parse_allow_list,
-    password_matches,
-    server_key_configured,
-    server_key_may_go_to,
 )
-from core.cli import main as cli_main
-from core.client import Client
-from core.errors import ConfigError, ConnectError
-from core.pinning import CheckedTransport
-from core.types import RunFinished, RunSpec
+from core.wire.pinning import CheckedTransport
 
 ROOT = Path(__file__).resolve().parents[1]
 DEEPINFRA = "https://api.deepinfra.com/v1/openai"
@@ -134,7 +137,7 @@ def no_policy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv(ALLOWED_ENV, raising=False)
     monkeypatch.delenv(SHARED_ENV, raising=False)
     yield
-    access.set_shared(False)
+    guard.set_shared(False)
 
 
 # ---------------------------------------------------------------- the allow-list
@@ -305,10 +308,10 @@ def test_the_allow_list_admits_an_internal_server_on_a_shared_server(monkeypatch
 
 
 def test_set_shared_turns_the_check_on_for_the_process(server):
-    access.set_shared(True)
+    guard.set_shared(True)
     with pytest.raises(ConfigError):
         Client(server.url)
-    access.set_shared(False)
+    guard.set_shared(False)
     Client(server.url).close()
     assert server.connections == 0
 
@@ -444,7 +447,7 @@ def test_a_name_that_does_not_resolve_is_a_connect_error(monkeypatch):
 def test_every_address_of_a_name_is_checked_and_each_is_tried_in_turn(monkeypatch, server):
     monkeypatch.setenv(SHARED_ENV, "1")
     assert connect_addresses(REBOUND, 443, lambda h, p: [PUBLIC, PUBLIC, "8.8.8.8"]) == [PUBLIC, "8.8.8.8"]
-    with pytest.raises(access.RefusedAddress, match=r"internal address 10\.0\.0\.7"):
+    with pytest.raises(guard.RefusedAddress, match=r"internal address 10\.0\.0\.7"):
         connect_addresses(REBOUND, 443, lambda h, p: [PUBLIC, "10.0.0.7"])
     internet = FakeInternet({"8.8.8.8": server.port})  # the first address does not answer
     transport = CheckedTransport(resolve=lambda h, p: [PUBLIC, "8.8.8.8"], network=internet)

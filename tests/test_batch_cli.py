@@ -17,7 +17,7 @@ import pytest
 from core.cli.batch import add_batch_parser, cmd_batch
 from core.cli.common import UsageError
 from core.demo import demo_document
-from core.store import Store
+from core.services.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 # The parser as core.cli builds it (the batch subcommand is one of its subparsers).

@@ -1,4 +1,4 @@
-"""Coalescing chunks (core.batch.coalesce): the body h11 parses is unchanged, in fewer chunks."""
+"""Coalescing chunks (core.services.batch.coalesce): the body h11 parses is unchanged, in fewer chunks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.batch.coalesce import ChunkCoalescer
+from core.services.batch.coalesce import ChunkCoalescer
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from test_batch_support import make_items, new_batch, prompt, runner
 
-from core.batch import SUMMARY_COLUMNS, BatchItem, export_batch
 from core.demo import demo_document
-from core.store import Store
+from core.services.batch import SUMMARY_COLUMNS, BatchItem, export_batch
+from core.services.store import Store
 
 ITEMS = [
     BatchItem(id="owls", prompt=prompt(1), meta={"topic": "birds"}),

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from core.batch import BatchItem, InputError, check_items, parse_items
+from core.services.batch import BatchItem, InputError, check_items, parse_items
 from core.types import RunSpec
 
 

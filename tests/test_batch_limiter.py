@@ -6,7 +6,7 @@ import threading
 
 import httpx
 
-from core.batch import AdaptiveLimiter, LimitedTransport
+from core.services.batch import AdaptiveLimiter, LimitedTransport
 from core.types import CancelToken
 
 

@@ -7,9 +7,9 @@ from collections.abc import Callable
 import httpcore
 import httpx
 
-from core.batch.pacing import paced_transport
-from core.client import Client
 from core.demo import demo_document
+from core.services.batch.pacing import paced_transport
+from core.wire.client import Client
 
 PROMPT = "Write 300 tokens about tides"
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.batch import export_batch
 from core.demo import demo_document
-from core.store import Batches, Store
+from core.services.batch import export_batch
+from core.services.store import Batches, Store
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGE = "pages/batch.py"

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from test_batch_support import make_items, new_batch, prompt, runner
 
-from core.batch import BatchItem, ItemProgress, batch_results
 from core.demo import demo_document
-from core.errors import ConfigError
-from core.store import Store, StoreError
+from core.services.batch import BatchItem, ItemProgress, batch_results
+from core.services.store import Store, StoreError
+from core.wire.errors import ConfigError
 
 
 def texts_are_exact(store: Store, batch_id: str) -> list[str]:

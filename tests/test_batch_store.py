@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.store import Batches, Store
+from core.services.store import Batches, Store
 from core.types import RunSpec
 
 ITEMS = [{"id": "a", "prompt": "first"}, {"id": "b", "prompt": "second"}]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.batch import BatchItem, BatchRunner, create_batch
-from core.engine import RetryPolicy
-from core.store import Store
+from core.continuation.engine import RetryPolicy
+from core.services.batch import BatchItem, BatchRunner, create_batch
+from core.services.store import Store
 from core.types import Prices, RunSpec
 
 FAST_RETRY = RetryPolicy(base=0.001, cap=0.01, max_wait=0.01, max_attempts=10)

@@ -9,9 +9,9 @@ from typing import cast
 import pytest
 from test_batch_support import settings
 
-from core import engine
-from core.batch.writer import WriteBehindStore
-from core.store import Recorder, Store, StoreError
+from core.continuation import engine
+from core.services.batch.writer import WriteBehindStore
+from core.services.store import Recorder, Store, StoreError
 from core.types import Round, RunSpec, RunStarted
 
 PROMPT = "Write 900 tokens about harbours"

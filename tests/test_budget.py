@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.budget import (
+from core.continuation.budget import (
     MIN_ROUND_TOKENS,
     Calibration,
     context_margin,

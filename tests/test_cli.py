@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.demo import demo_document
-from core.store import Store
+from core.services.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPT = "Write 2500 tokens about tide tables"

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from core.demo import demo_document
-from core.store import Store
+from core.services.store import Store
 from core.types import RunSpec
 from tests import clirun
 from tests.clirun import REPO, cli, hold_lock, requests_seen

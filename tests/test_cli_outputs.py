@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store import Store
+from core.services.store import Store
 from tests.clirun import REPO, cli, requests_seen
 
 PROMPT = "Write 600 tokens about tide tables"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from core.demo import demo_document
-from core.store import Store
+from core.services.store import Store
 from tests.clirun import REPO, cli, start, wait_for
 
 POLITE = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]

@@ -1,4 +1,4 @@
-"""core.client: requests, streams of deltas, error mapping, abort, model lists.
+"""core.wire.client: requests, streams of deltas, error mapping, abort, model lists.
 
 Byte-level cases use httpx.MockTransport with handler functions; behaviour
 against a real server uses the demo model on loopback (demo_server / demo_url).
@@ -16,9 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from core.client import Client, ModelInfo, Stream, Timeouts
 from core.demo import count_tokens, demo_document
-from core.errors import (
+from core.types import Prices, StreamDelta, Usage
+from core.wire.client import Client, ModelInfo, Stream, Timeouts
+from core.wire.errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
@@ -40,7 +41,6 @@ from core.errors import (
     UnexpectedResponseError,
     ValidationError,
 )
-from core.types import Prices, StreamDelta, Usage
 
 Handler = Callable[[httpx.Request], httpx.Response]
 BASE = "http://model.test/v1"

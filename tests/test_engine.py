@@ -9,9 +9,8 @@ import httpx
 import pytest
 from test_engine_support import finish, run_all, spec_for
 
-from core.client import Client
+from core.continuation.engine import REASONING_BUDGET_NOTICE, UNKNOWN_FINISH_NOTICE
 from core.demo import demo_document, demo_reasoning
-from core.engine import REASONING_BUDGET_NOTICE, UNKNOWN_FINISH_NOTICE
 from core.types import (
     Delta,
     Notice,
@@ -20,6 +19,7 @@ from core.types import (
     RunFinished,
     RunStarted,
 )
+from core.wire.client import Client
 
 PROMPT = "Write 1500 tokens about the engine"
 

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from test_engine_support import finish, run_all, spec_for
 
-from core.client import Client
 from core.demo import count_tokens, demo_document
 from core.demo.replies import TOKENS_PER_MESSAGE
 from core.types import Delta, Notice, Prices, Retrying
+from core.wire.client import Client
 
 LONG = "Write 20000 tokens about the context window"
 

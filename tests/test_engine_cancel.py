@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 from test_engine_support import finish, spec_for
 
-from core.client import Client
+from core.continuation.engine import RetryPolicy, run
 from core.demo import demo_document
-from core.engine import RetryPolicy, run
 from core.types import CancelToken, Delta, Event, RoundStarted, RunFinished, RunSpec
+from core.wire.client import Client
 
 PROMPT = "Write 2000 tokens about stopping"
 

@@ -9,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from test_engine_support import FAST_RETRY, finish, first_difference, run_all, spec_for
 
-from core.client import Timeouts
+from core.continuation.engine import RetryPolicy
 from core.demo import demo_document
-from core.engine import RetryPolicy
 from core.types import Event, Retrying, RoundStarted
+from core.wire.client import Timeouts
 
 PROMPT = "Write 3000 tokens about faults"
 

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.reasoning import ThinkSplitter, reasoning_prefill
+from core.continuation.reasoning import ThinkSplitter, reasoning_prefill
 
 
 def split(chunks: list[str], **kwargs: bool) -> tuple[str, str]:

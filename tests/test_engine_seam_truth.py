@@ -9,9 +9,9 @@ from collections.abc import Callable
 import httpx
 from test_engine_support import finish, run_all, spec_for
 
-from core.client import Client
 from core.demo import demo_document
 from core.types import Delta, Notice
+from core.wire.client import Client
 
 WORDS = [
     "alpha",

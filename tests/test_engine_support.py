@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.engine import RetryPolicy, run
+from core.continuation.engine import RetryPolicy, run
 from core.types import Event, RunFinished, RunSpec
 
 FAST_RETRY = RetryPolicy(base=0.001, cap=0.005, max_wait=0.005)

@@ -1,4 +1,4 @@
-"""core.errors and core.error_map: the tree, statuses, provider bodies, overflow wordings, Retry-After."""
+"""core.wire.errors and core.wire.error_map: the tree, statuses, provider bodies, overflow wordings, Retry-After."""
 
 from __future__ import annotations
 
@@ -8,9 +8,15 @@ import time
 
 import pytest
 
-import core.errors as errors
-from core.error_map import error_from_body, error_from_response, provider_message, retry_after_seconds
-from core.errors import (
+import core.wire.errors as errors
+from core.wire.error_map import (
+    error_from_body,
+    error_from_response,
+    parse_context_overflow,
+    provider_message,
+    retry_after_seconds,
+)
+from core.wire.errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
@@ -25,7 +31,6 @@ from core.errors import (
     StreamInterrupted,
     TransportError,
     ValidationError,
-    parse_context_overflow,
 )
 
 URL = "http://127.0.0.1:8000/v1/chat/completions"
@@ -114,7 +119,7 @@ def test_401_hint_uses_the_provider_key_hint() -> None:
 
 
 def test_a_key_rejected_by_a_custom_url_is_never_told_the_provider_needs_no_key() -> None:
-    from core.providers import get_provider
+    from core.services.providers import get_provider
 
     hint = get_provider("custom").key_hint()
     sent = error_from_response(401, {"error": {"message": "bad key"}}, url=URL, key_hint=hint)

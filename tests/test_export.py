@@ -1,4 +1,4 @@
-"""Downloads of a run (core/export.py)."""
+"""Downloads of a run (core/services/export.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from core import export
+from core.services import export
 from core.types import ErrorInfo, Prices, Round, RunResult, RunSpec
 
 

@@ -1,4 +1,4 @@
-"""core.inspect: seams with whitespace made visible, per-round series, two runs compared."""
+"""core.services.inspect: seams with whitespace made visible, per-round series, two runs compared."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Callable
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core import budget, engine
-from core.inspect import (
+from core.continuation import budget, engine
+from core.services.inspect import (
     compare_series,
     compare_totals,
     first_difference,
@@ -19,7 +19,7 @@ from core.inspect import (
     seams,
     visible_whitespace,
 )
-from core.jobs import JobManager
+from core.services.jobs import JobManager
 from core.types import Round, RunFinished, RunResult, RunSpec
 
 PROMPT = "Write about 2500 tokens on the history of tides."

@@ -1,4 +1,4 @@
-"""Background runs (core/jobs.py): worker threads, snapshots, stop, isolation.
+"""Background runs (core/services/jobs.py): worker threads, snapshots, stop, isolation.
 
 Most tests drive a Job with a small fake engine: a generator with the engine's
 signature that yields the events a real run would, paced by threading.Events the
@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from core.demo import demo_document
-from core.jobs import Gauge, JobManager, recording_runner
-from core.snapshot import AMBER_AT, RED_AT
+from core.services.jobs import Gauge, JobManager, recording_runner
+from core.services.snapshot import AMBER_AT, RED_AT
 from core.types import (
     CancelToken,
     Delta,
@@ -338,7 +338,7 @@ def test_stop_ends_a_real_run_quickly_and_keeps_its_text(demo_server: str):
 
 
 def test_a_recording_manager_saves_each_run_to_the_history(demo_server: str, tmp_db):
-    from core.store import Store
+    from core.services.store import Store
 
     store = Store(tmp_db)
     prompt = "Write 600 tokens about ferns"

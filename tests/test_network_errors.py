@@ -17,11 +17,13 @@ from typing import Any
 
 import pytest
 
-from core import engine
 from core.cli import main
-from core.client import Client, Timeouts
+from core.continuation import engine
+from core.continuation.rounds import RetryPolicy
 from core.demo import demo_document
-from core.errors import (
+from core.types import Retrying, RoundFinished, RunFinished, RunSpec
+from core.wire.client import Client, Timeouts
+from core.wire.errors import (
     ConfigError,
     ConnectError,
     ConnectTimeoutError,
@@ -32,8 +34,6 @@ from core.errors import (
     ServerError,
     UnexpectedResponseError,
 )
-from core.rounds import RetryPolicy
-from core.types import Retrying, RoundFinished, RunFinished, RunSpec
 from tests.loopback import (
     ScriptedServer,
     Step,
@@ -354,7 +354,7 @@ def test_models_idle_timeout_flag_ends_in_a_clear_error(capsys: pytest.CaptureFi
 def test_resume_and_batch_pass_their_timeout_flags_on(
     capsys: pytest.CaptureFixture[str], demo_url: Callable[..., str], tmp_path: Path, tmp_db: Path
 ) -> None:
-    from core.store import Store
+    from core.services.store import Store
 
     url, prompt = demo_url(rate=300), "Write 240 tokens about tides"
     target = ["--provider", "custom", "--base-url", url, "--model", "demo"]

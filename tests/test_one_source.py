@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from core import budget, validation
-from core.client import ModelInfo
-from core.redaction import StreamRedactor, redact
-from core.snapshot import gauge_for
-from core.specs import make_spec, with_model
+from core.continuation import budget, validation
+from core.services.snapshot import gauge_for
+from core.services.specs import make_spec, with_model
 from core.types import Prices, Round, RunSpec
+from core.wire.client import ModelInfo
+from core.wire.redaction import StreamRedactor, redact
 
 
 def test_the_factory_takes_what_the_user_set_then_the_model_list_then_the_preset() -> None:

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import engine
+from core.continuation import engine
 from core.demo import demo_document
-from core.store import Recorder, Store
+from core.services.store import Recorder, Store
 from core.types import Round, RunResult, RunSpec, RunStarted
 from pages._history import ResumeOptions, rebase_url, resume_spec, studio_state
 

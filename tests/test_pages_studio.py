@@ -196,7 +196,7 @@ def refusal(at: AppTest) -> str:
 
     Zero or negative limits cannot get this far: Streamlit resets a number input's
     out-of-range value to its default, and the browser shows its own message (see
-    tests/e2e/test_bad_input.py); core.validation refuses them behind that.
+    tests/e2e/test_bad_input.py); core.continuation.validation refuses them behind that.
     """
     assert not at.exception and "run" not in at.query_params
     return "\n".join(e.value for e in at.error)
@@ -221,7 +221,7 @@ def test_a_10_mb_prompt_is_refused_and_the_studio_still_works(app: AppTest):
 
 
 def test_advanced_settings_refuse_a_zero_timeout_and_keep_the_last_good_one(app: AppTest):
-    from core.client import Timeouts
+    from core.wire.client import Timeouts
 
     at = settings_page(app)
     at.number_input(key="timeout_idle").set_value(0.0).run()
@@ -234,7 +234,7 @@ def test_advanced_settings_refuse_a_zero_timeout_and_keep_the_last_good_one(app:
 def test_the_round_timeout_from_settings_reaches_the_run(app: AppTest, demo_url):
     """A run on a demo model streaming 300 tokens/s with a 0.3 s round ceiling: every cut round
     is continued by a recovery round and the answer is still the exact document."""
-    from core.client import Timeouts
+    from core.wire.client import Timeouts
     from pages._common import job_manager
 
     at = settings_page(app)

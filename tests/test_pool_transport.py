@@ -8,7 +8,7 @@ import httpcore
 import httpx
 import pytest
 
-from core.pool_transport import PoolTransport
+from core.wire.pool_transport import PoolTransport
 
 URL = "http://model.test/v1/models"
 

@@ -7,9 +7,9 @@ import json
 import httpx
 import pytest
 
-from core.client import Client
-from core.errors import AuthenticationError
-from core.probe import cut_point, judge, probe, probe_all
+from core.continuation.probe import cut_point, judge, probe, probe_all
+from core.wire.client import Client
+from core.wire.errors import AuthenticationError
 
 
 def test_a_continuing_server_honours_the_prefill(demo_url) -> None:

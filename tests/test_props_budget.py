@@ -1,4 +1,4 @@
-"""Properties of the budget arithmetic (core.budget) and of the context gauge (core.snapshot.Gauge).
+"""Properties of the budget arithmetic (core.continuation.budget) and of the context gauge (core.services.snapshot.Gauge).
 
 max_tokens is the smallest limit, never negative, never more than the window
 has room for or the output cap allows, and moves the right way when the
@@ -13,9 +13,9 @@ import math
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from core import budget
-from core.budget import Calibration, context_margin, next_prompt_tokens, round_budget, round_cost
-from core.snapshot import AMBER_AT, RED_AT, Gauge
+from core.continuation import budget
+from core.continuation.budget import Calibration, context_margin, next_prompt_tokens, round_budget, round_cost
+from core.services.snapshot import AMBER_AT, RED_AT, Gauge
 from core.types import Prices, RunSpec
 
 PROPS = settings(max_examples=200, deadline=None)

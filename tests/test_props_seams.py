@@ -1,4 +1,4 @@
-"""Properties of the seam logic (core.seams): hold-back, overlap and echo removal, checks.
+"""Properties of the seam logic (core.continuation.seams): hold-back, overlap and echo removal, checks.
 
 A text split into rounds at arbitrary points, with arbitrary repeats at the
 joins and arbitrary network chunking, assembles back to the original; nothing
@@ -13,8 +13,8 @@ import itertools
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from core import seams
-from core.seams import EchoFilter, FenceTracker, OverlapFilter, find_overlap, hold_back
+from core.continuation import seams
+from core.continuation.seams import EchoFilter, FenceTracker, OverlapFilter, find_overlap, hold_back
 
 PROPS = settings(max_examples=200, deadline=None)
 

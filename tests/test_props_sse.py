@@ -1,4 +1,4 @@
-"""Properties of the SSE decoder (core.sse) and of the chunk -> StreamDelta layer (core.stream).
+"""Properties of the SSE decoder (core.wire.sse) and of the chunk -> StreamDelta layer (core.wire.stream).
 
 Any chunking of the same bytes decodes like the whole stream and like a slow
 reference written straight from the WHATWG rules; arbitrary bytes (invalid
@@ -16,8 +16,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from core.errors import MalformedStreamError
-from core.sse import MAX_EVENT_BYTES, SSEDecoder, SSEEvent
+from core.wire.errors import MalformedStreamError
+from core.wire.sse import MAX_EVENT_BYTES, SSEDecoder, SSEEvent
 
 PROPS = settings(max_examples=300, deadline=None)
 BOUNDARY = settings(max_examples=150, deadline=None)
@@ -75,7 +75,7 @@ def reference(stream: bytes, limit: int = MAX_EVENT_BYTES) -> Decoded:
 
 
 def decode(chunks: list[bytes], limit: int = MAX_EVENT_BYTES, *, fast: bool = False) -> Decoded:
-    """What SSEDecoder makes of ``chunks`` (``fast``: through feed_data, as core.stream uses it)."""
+    """What SSEDecoder makes of ``chunks`` (``fast``: through feed_data, as core.wire.stream uses it)."""
     decoder = SSEDecoder(limit)
     events: list[SSEEvent] = []
     try:

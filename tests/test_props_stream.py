@@ -1,4 +1,4 @@
-"""Properties of the chunk -> JSON -> StreamDelta layer (core.stream over core.sse).
+"""Properties of the chunk -> JSON -> StreamDelta layer (core.wire.stream over core.wire.sse).
 
 Byte-level: the body comes from an httpx.MockTransport handler, cut at
 arbitrary offsets. Well-formed completions give the same deltas however they
@@ -17,9 +17,9 @@ import httpx
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from core.client import Client
-from core.errors import ContinuumError
 from core.types import StreamDelta, Usage
+from core.wire.client import Client
+from core.wire.errors import ContinuumError
 
 PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

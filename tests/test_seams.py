@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.seams import (
+from core.continuation.seams import (
     EchoFilter,
     FenceTracker,
     OverlapFilter,
@@ -101,7 +101,7 @@ def test_a_loop_at_the_end_is_repetition() -> None:
 
 
 def test_a_round_copying_recent_text_is_repetition() -> None:
-    from core.seams import check_repeated_round
+    from core.continuation.seams import check_repeated_round
 
     earlier = "Some introduction. " + "x" * 10 + " ".join(f"word{i}" for i in range(60))
     copied = earlier[19:260]

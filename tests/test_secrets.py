@@ -36,14 +36,14 @@ from pathlib import Path
 
 import pytest
 
-from core import engine
-from core.client import Client
+from core.continuation import engine
+from core.continuation.probe import probe
 from core.demo import behaviour_url, demo_document, start_demo_server
-from core.errors import ContinuumError
-from core.export import FORMATS, export
-from core.probe import probe
-from core.store import Recorder, Store
+from core.services.export import FORMATS, export
+from core.services.store import Recorder, Store
 from core.types import RunFinished, RunSpec
+from core.wire.client import Client
+from core.wire.errors import ContinuumError
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY_VAR = "CONTINUUM_SENTINEL_KEY"  # the variable the runs read the key from (--api-key-env)

@@ -1,4 +1,4 @@
-"""core.sse: bytes in, events out — on any chunking of the same bytes."""
+"""core.wire.sse: bytes in, events out — on any chunking of the same bytes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.sse import SSEDecoder, SSEEvent, iter_events
+from core.wire.sse import SSEDecoder, SSEEvent, iter_events
 
 
 def decode(*chunks: bytes) -> list[SSEEvent]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store import Store, StoreError, default_db_path
+from core.services.store import Store, StoreError, default_db_path
 from core.types import ErrorInfo, Prices, Round, RunResult, RunSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -302,7 +302,7 @@ def test_message_text_is_kept_as_written(tmp_db: Path) -> None:
 
 
 def child(code: str, db: Path) -> subprocess.Popen[str]:
-    script = "import os, sys\nfrom core.store import Store\nfrom core.types import RunSpec\n" + code
+    script = "import os, sys\nfrom core.services.store import Store\nfrom core.types import RunSpec\n" + code
     env = {**os.environ, "CONTINUUM_DB": str(db), "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [sys.executable, "-c", script],

@@ -6,9 +6,9 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-from core import engine
+from core.continuation import engine
 from core.demo import demo_document
-from core.store import Recorder, Store
+from core.services.store import Recorder, Store
 from core.types import Delta, Round, RoundFinished, RunFinished, RunResult, RunSpec
 
 SENTINEL = "sk-SENTINEL0b8e5d2f6c9a4e17a3"

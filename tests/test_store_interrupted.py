@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.store import Store
-from core.store.owner import boot_id, process_started
+from core.services.store import Store
+from core.services.store.owner import boot_id, process_started
 from core.types import RunSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # time: the interval is an hour), prints the run id and then does what ENDING says.
 RECORD = """
 import os, signal, sys, time
-from core.store import Recorder, Store
+from core.services.store import Recorder, Store
 from core.types import Delta, RoundStarted, RunSpec, RunStarted
 store = Store()
 recorder = Recorder(store, flush_interval=3600)
@@ -141,7 +141,7 @@ def test_an_owner_stamped_without_a_boot_id_is_still_checked_by_pid_and_start_ti
 
 
 def test_a_run_being_recorded_here_is_left_alone_and_closed_at_exit_only(tmp_db: Path):
-    from core.store.recorder import Recorder, close_open_recorders
+    from core.services.store.recorder import Recorder, close_open_recorders
     from core.types import Delta, RoundStarted, RunStarted
 
     with Store(tmp_db) as store:

@@ -10,8 +10,8 @@ from types import ModuleType
 
 import pytest
 
-from core.store import MIGRATIONS, Migration, Recorder, Store, StoreError
-from core.store.db import applied_migrations, connect, migrate
+from core.services.store import MIGRATIONS, Migration, Recorder, Store, StoreError
+from core.services.store.db import applied_migrations, connect, migrate
 from core.types import Round, RoundFinished, RunFinished, RunStarted
 
 FIXTURES = Path(__file__).with_name("fixtures")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store import Store, StoreError
+from core.services.store import Store, StoreError
 from core.types import RunSpec
 from tests.clirun import REPO, hold_lock, read_only
 
@@ -74,8 +74,8 @@ def test_a_locked_history_in_rollback_journal_mode_is_a_store_error_naming_it(hi
 RECORD_A_RUN = """
 import logging
 from core.demo import start_demo_server
-from core.engine import run
-from core.store import Recorder, Store
+from core.continuation.engine import run
+from core.services.store import Recorder, Store
 from core.types import RunSpec
 logging.basicConfig(format="%(levelname)s %(message)s")
 with start_demo_server() as server:

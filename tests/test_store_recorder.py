@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store import Recorder, Store, StoreError
+from core.services.store import Recorder, Store, StoreError
 from core.types import (
     Delta,
     ErrorInfo,
@@ -313,7 +313,7 @@ def test_interrupted_run_loads_with_its_partial_round(tmp_db: Path) -> None:
 
 def test_run_of_a_killed_process_keeps_the_text_up_to_the_last_flush(tmp_db: Path) -> None:
     code = (
-        "from core.store import Recorder, Store\n"
+        "from core.services.store import Recorder, Store\n"
         "from core.types import Delta, RoundStarted, RunSpec, RunStarted\n"
         "recorder = Recorder(Store(), flush_interval=3600)\n"
         "recorder.handle(RunStarted(RunSpec(messages=[{'role': 'user', 'content': 'Write'}])))\n"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import ConfigError
-from core.strategies import CONTINUE_INSTRUCTION, STRATEGY_CLASSES, get_strategy, prefill_text
+from core.continuation.strategies import CONTINUE_INSTRUCTION, STRATEGY_CLASSES, get_strategy, prefill_text
 from core.types import STRATEGIES, RunSpec
+from core.wire.errors import ConfigError
 
 SPEC = RunSpec(messages=[{"role": "user", "content": "Write"}], model="m", max_tokens=100, temperature=0.0)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.continuation.templates import TEMPLATE_NAMES, guess_template, render
 from core.demo.templates import parse_prompt
-from core.errors import ConfigError
-from core.templates import TEMPLATE_NAMES, guess_template, render
+from core.wire.errors import ConfigError
 
 MESSAGES = [
     {"role": "system", "content": "Be brief."},

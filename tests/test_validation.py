@@ -1,4 +1,4 @@
-"""Every run parameter is checked once, in core.validation, and refused with a readable message.
+"""Every run parameter is checked once, in core.continuation.validation, and refused with a readable message.
 
 The command line goes through ``core.cli.main`` in-process (argparse types and
 ``validate_spec`` before anything is sent); the pages' messages are in
@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from core import engine
+from core.bounds import check, parse_number
 from core.cli import main
-from core.client import Timeouts
-from core.errors import ConfigError
-from core.jobs import JobManager
+from core.continuation import engine
+from core.continuation.validation import MAX_PROMPT_CHARS, spec_problems, validate_spec
+from core.services.jobs import JobManager
 from core.types import RunFinished, RunSpec
-from core.validation import MAX_PROMPT_CHARS, check, parse_number, spec_problems, validate_spec
+from core.wire.client import Timeouts
+from core.wire.errors import ConfigError
 from tests.loopback import ScriptedServer, answer
 
 TEN_MB = 10 * 1024 * 1024

@@ -17,14 +17,13 @@ from core.cli.batch import add_batch_parser, cmd_batch
 from core.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError, on_stop_signal
 from core.cli.run import add_run_parser, cmd_models, cmd_probe, cmd_run
 from core.cli.runs import add_runs_parser, cmd_runs
-from core.errors import ConfigError, ContinuumError
+from core.demo.server import main as demo_main
+from core.wire.errors import ConfigError, ContinuumError
 
 __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from core.demo.server import main as demo_main
-
     return int(demo_main(list(args.demo_args)) or 0)
 
 
@@ -59,8 +58,6 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     if words[:1] == ["demo"]:  # its own parser: argparse's REMAINDER refuses leading --options
-        from core.demo.server import main as demo_main
-
         return int(demo_main(words[1:]) or 0)
     parser = build_parser()
     args = parser.parse_args(words)

@@ -20,19 +20,6 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from core.batch import (
-    BatchProgress,
-    BatchRunner,
-    ItemProgress,
-    RowError,
-    check_items,
-    concurrency_cap,
-    create_batch,
-    export_batch,
-    parse_items,
-    source_digest,
-)
-from core.batch.specs import settings_from_dict
 from core.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
@@ -48,9 +35,23 @@ from core.cli.common import (
     url_path,
 )
 from core.cli.run import add_limit_arguments, apply_model_meta, spec_from_args
-from core.providers import DEFAULT_PROVIDER, get_provider
-from core.store import Batches, BatchRecord, Store
+from core.services.batch import (
+    BatchProgress,
+    BatchRunner,
+    ItemProgress,
+    RowError,
+    check_items,
+    concurrency_cap,
+    create_batch,
+    export_batch,
+    parse_items,
+    source_digest,
+)
+from core.services.batch.specs import settings_from_dict
+from core.services.providers import DEFAULT_PROVIDER, get_provider
+from core.services.store import Batches, BatchRecord, Store
 from core.types import RunSpec
+from core.wire.client import Client
 
 EXIT_STOPPED = 130
 MAX_ROW_ERRORS_SHOWN = 50
@@ -286,8 +287,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _new_settings(args: argparse.Namespace, target: Any, display: BatchDisplay) -> RunSpec:
-    from core.client import Client
-
     settings = spec_from_args(_with_defaults(args), target, "")
     settings.messages = [{"role": "system", "content": args.system}] if args.system else []
     with Client(

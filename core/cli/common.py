@@ -13,17 +13,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from core.errors import ConfigError
-from core.keys import resolve_api_key
-from core.providers import DEFAULT_PROVIDER, PROVIDERS, Provider, get_provider
+from core.bounds import parse_number
+from core.demo import start_demo_server
+from core.services.keys import resolve_api_key
+from core.services.providers import DEFAULT_PROVIDER, PROVIDERS, Provider, get_provider
 from core.types import Delta, Event, Notice, Retrying, RoundFinished, RoundStarted
-from core.validation import parse_number
-
-if TYPE_CHECKING:
-    from core.client import Timeouts
+from core.wire.client import Timeouts
+from core.wire.errors import ConfigError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 NORMAL_STOPS = frozenset({"finished", "max_rounds", "target_reached", "context_exhausted", "cost_limit"})
@@ -105,7 +104,7 @@ def _unwritable(path: Path) -> str | None:
 
 
 def number(name: str) -> Callable[[str], Any]:
-    """An argparse type for parameter ``name``, checked by :mod:`core.validation` (one set of rules)."""
+    """An argparse type for parameter ``name``, checked by :mod:`core.continuation.validation` (one set of rules)."""
 
     def parse(text: str) -> int | float:
         try:
@@ -119,8 +118,6 @@ def number(name: str) -> Callable[[str], Any]:
 
 def add_timeout_arguments(parser: argparse.ArgumentParser) -> None:
     """``--connect-timeout``, ``--idle-timeout``, ``--round-timeout`` (seconds; defaults from Timeouts)."""
-    from core.client import Timeouts
-
     default = Timeouts()
     for name, what in (
         ("connect", "to open a connection"),
@@ -136,8 +133,6 @@ def add_timeout_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def timeouts_from_args(args: argparse.Namespace) -> Timeouts:
-    from core.client import Timeouts
-
     given = {
         name: getattr(args, f"{name}_timeout")
         for name in ("connect", "idle", "round")
@@ -232,8 +227,6 @@ def open_target(
     if provider.needs_key and not api_key:
         raise ConfigError(f"No API key found for {provider.label}.", hint=provider.key_hint())
     if provider.is_demo and not base_url:
-        from core.demo import start_demo_server
-
         with start_demo_server(rate=demo_rate) as server:
             url = server.base_url
             if demo_path and demo_path.rstrip("/") not in ("", "/v1"):

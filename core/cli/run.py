@@ -24,15 +24,18 @@ from core.cli.common import (
     temperature,
     timeouts_from_args,
 )
-from core.errors import ContinuumError
-from core.providers import PROVIDERS
-from core.specs import make_spec, with_model
+from core.continuation.engine import run as run_engine
+from core.continuation.probe import VERDICT_HEADLINES, probe_all
+from core.continuation.validation import validate_spec
+from core.services.providers import PROVIDERS
+from core.services.specs import make_spec, with_model
+from core.services.store import ReadOnlyHistoryError, Recorder, Store
 from core.types import STRATEGIES, CancelToken, RunFinished, RunResult, RunSpec, RunStarted
-from core.validation import validate_spec
+from core.wire.client import Client
+from core.wire.errors import ContinuumError
 
 if TYPE_CHECKING:
-    from core.client import Timeouts
-    from core.store import Store
+    from core.wire.client import Timeouts
 
 
 def add_run_parser(sub: Any) -> None:
@@ -185,8 +188,6 @@ def open_history() -> Store | None:
     and says so once (None). Any other problem (not a database, a lock held by
     another process) raises its StoreError: one line and exit 1.
     """
-    from core.store import ReadOnlyHistoryError, Store
-
     store = None
     try:
         store = Store()
@@ -216,13 +217,10 @@ def execute(
     """Run the engine with a progress line, recording to the history unless ``save`` is False
     (or the history is read-only, see :func:`open_history`).
 
-    The spec is validated (:func:`core.validation.validate_spec`) once the model's
+    The spec is validated (:func:`core.continuation.validation.validate_spec`) once the model's
     window is known and before the prompt is sent: a ConfigError (exit 2) names
     every problem.
     """
-    from core.client import Client
-    from core.engine import run as run_engine
-
     client = Client(target.base_url, target.api_key, key_hint=target.provider.key_hint(), timeouts=timeouts)
     progress = Progress(sys.stderr, spec.context_window, enabled=not quiet)
     cancel = CancelToken()
@@ -236,8 +234,6 @@ def execute(
             progress.window = spec.context_window
             events = run_engine(spec, api_key=target.api_key, cancel=cancel, resume=resume, client=client)
             if store is not None:
-                from core.store import Recorder
-
                 store.mark_interrupted()
                 recorder = Recorder(store, resume=resume, autoflush=True)
                 events = recorder.record(events)
@@ -310,8 +306,6 @@ def _timeouts_given(args: argparse.Namespace) -> bool:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from core.probe import VERDICT_HEADLINES, probe_all
-
     template = _template(args.template)
     strategies = None if args.strategy == "all" else (args.strategy,)
     with open_target(
@@ -338,8 +332,6 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from core.client import Client
-
     with (
         open_target(
             args.provider,

@@ -20,7 +20,8 @@ from core.cli.common import (
     url_path,
 )
 from core.cli.run import add_limit_arguments, add_output_arguments, execute, report
-from core.store import RUN_STATUSES, Store, StoreError
+from core.services.export import download_name, export
+from core.services.store import RUN_STATUSES, Store, StoreError
 
 FORMATS = ("md", "txt", "json", "csv")
 
@@ -151,8 +152,6 @@ def _show(store: Store, run_id: str, args: argparse.Namespace) -> int:
 
 
 def _export(store: Store, run_id: str, args: argparse.Namespace) -> int:
-    from core.export import download_name, export
-
     result = store.load(run_id)
     data = export(result, args.format)
     if args.output:

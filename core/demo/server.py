@@ -11,9 +11,9 @@ import sys
 import threading
 from typing import Any
 
-from core.access import trust_origin, untrust_origin
 from core.demo.behaviours import KEYS, Behaviours
 from core.demo.handler import DemoHTTPServer
+from core.wire.guard import trust_origin, untrust_origin
 
 
 class DemoServer:
@@ -27,7 +27,7 @@ class DemoServer:
         self.root_url = f"http://{shown}:{self.port}"
         self.base_url = self.root_url + "/v1"
         self.defaults = defaults
-        trust_origin(self.root_url)  # core.access: this process's own demo is always reachable
+        trust_origin(self.root_url)  # core.services.access: this process's own demo is always reachable
         self._thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="demo-model", daemon=True
         )

@@ -34,7 +34,7 @@ def paste(page, label: str, char: str, times: int) -> None:
 
 def test_a_zero_max_tokens_is_refused_by_the_input_with_its_minimum(page, app_url: str):
     """Streamlit's number input refuses an out-of-range value (it keeps the last good one)
-    and the browser says why; core.validation stands behind it for other callers."""
+    and the browser says why; core.continuation.validation stands behind it for other callers."""
     open_studio(page, app_url)
     box = page.get_by_role("spinbutton", name="Max tokens per round")
     box.fill("0")

@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from core.demo import behaviour_url, demo_document
-from core.store import Store
+from core.services.store import Store
 from tests.e2e.conftest import ARTIFACTS, WAIT, click_row, drawn, shot, start_app, stop_app
 from tests.test_pages_runs import record_run
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from core.demo import count_tokens, demo_document
-from core.store import Store
+from core.services.store import Store
 from tests.e2e.conftest import ARTIFACTS, WAIT, free_port, shot, start_app, stop_app
 from tests.e2e.test_studio import download, generate, open_studio, running, status, tokens_on_screen
 

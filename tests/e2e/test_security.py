@@ -30,7 +30,7 @@ import pytest
 from playwright.sync_api import expect
 
 from core.demo import behaviour_url, demo_document
-from core.store import Store
+from core.services.store import Store
 from tests.e2e.conftest import ROOT, WAIT, shot, start_app, stop_app
 from tests.e2e.test_studio import choose, download, enabled_input, finished, generate, set_number, status
 from tests.test_pages_runs import record_run

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
-from core.engine import RetryPolicy, run
-from core.probe import probe, probe_all
+from core.continuation.engine import RetryPolicy, run
+from core.continuation.probe import probe, probe_all
 from core.types import RunFinished, RunSpec
 from tests.peers.server import Peer
 

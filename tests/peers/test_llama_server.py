@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from core import seams
+from core.continuation import seams
 from tests.peers.server import Peer
 
 PROMPTS = ["Once upon a time", "Write a long story about a lighthouse.", "1, 2, 3, 4, 5,"]

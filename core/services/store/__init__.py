@@ -1,0 +1,42 @@
+"""Run history in SQLite: rounds → rows.
+
+- :class:`Store` — runs and rounds in one file (``$CONTINUUM_DB``, else
+  ``$XDG_DATA_HOME/continuum/continuum.sqlite3``), WAL mode, migrated on open.
+- :class:`Recorder` — engine events → rows as they stream (the live round is
+  saved at least once a second), so a killed run can be marked "interrupted"
+  by :meth:`Store.mark_interrupted` and resumed from :meth:`Store.load`.
+- :class:`RunSummary` — one line of :meth:`Store.list_runs`.
+- :class:`Batches` — batches (``core.services.batch``): shared settings and items, each
+  item linked to its run.
+- :class:`StoreError` — every failure, naming the file and what to do (not a
+  database, a directory, locked by another process…); :class:`ReadOnlyHistoryError`
+  when this process cannot write it (a read-only history is still opened for reading).
+
+API keys are never stored: specs are cleaned of secret-looking fields first.
+"""
+
+from __future__ import annotations
+
+from .batches import Batches, BatchItemRow, BatchRecord, BatchSummary
+from .db import Migration, ReadOnlyHistoryError, StoreError, default_db_path
+from .migrations import MIGRATIONS
+from .recorder import Recorder
+from .rows import RUN_STATUSES, RunSummary, status_for
+from .runs import Store
+
+__all__ = [
+    "MIGRATIONS",
+    "RUN_STATUSES",
+    "BatchItemRow",
+    "BatchRecord",
+    "BatchSummary",
+    "Batches",
+    "Migration",
+    "ReadOnlyHistoryError",
+    "Recorder",
+    "RunSummary",
+    "Store",
+    "StoreError",
+    "default_db_path",
+    "status_for",
+]
