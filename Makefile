@@ -72,6 +72,8 @@ bench: $(VENV)/.dev-installed chromium
 	$(PY) bench/bench_faults.py
 	$(PY) bench/bench_load.py
 	$(PY) bench/bench_bad_input.py
+	$(PY) bench/bench_seam.py
+	$(PY) bench/bench_memory.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -41,7 +41,6 @@ from core.types import (
     Usage,
 )
 from core.wire.client import Client, ModelInfo, Stream, Timeouts
-from core.wire.error_map import parse_context_overflow
 from core.wire.errors import (
     APIStatusError,
     AuthenticationError,
@@ -68,6 +67,7 @@ from core.wire.errors import (
     UnexpectedResponseError,
     ValidationError,
 )
+from core.wire.overflow import parse_context_overflow
 from core.wire.sse import SSEDecoder, SSEEvent, iter_events
 
 __all__ = [

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 DEMO_RATE_ENV = "CONTINUUM_DEMO_RATE"
 DEFAULT_DEMO_RATE = 400.0  # tokens/s: realistic for a demo; tests raise it
 RUN_PARAM = "run"  # the URL query parameter holding the session's job id
+STORED_PARAM = "id"  # the URL query parameter naming a run of the history a page shows
+FORM_RUN = "studio_form_run"  # session state: the run (job id, or "id:" + run id) the Studio's form shows
 
 
 # ---------------------------------------------------------------- process-wide
@@ -374,11 +376,16 @@ def current_job() -> Job | None:
 
 
 def remember_job(job: Job) -> None:
+    """Show ``job`` in the Studio: its id in the session and in the URL (a reload finds it again)."""
     st.session_state["job_id"] = job.id
     st.query_params[RUN_PARAM] = job.id
+    if STORED_PARAM in st.query_params:  # the run the Studio showed before; the job's own comes when it ends
+        del st.query_params[STORED_PARAM]
 
 
 def forget_job() -> None:
+    """Show no run in the Studio (a new one is being written)."""
     st.session_state.pop("job_id", None)
-    if RUN_PARAM in st.query_params:
-        del st.query_params[RUN_PARAM]
+    for param in (RUN_PARAM, STORED_PARAM):
+        if param in st.query_params:
+            del st.query_params[param]

@@ -1,4 +1,5 @@
-"""The run history behind the Runs and Inspect pages: the store, list rows, resume, duplicate, delete.
+"""The run history behind the Runs, Inspect and Studio pages: the store, list rows, resume (also
+after an edit), follow-ups, duplicate, and the Studio's form loaded from a run.
 
 UI glue only (the history itself is ``core.services.store``; the numbers are ``core.services.inspect``).
 The store is opened once per database file per process (``st.cache_resource``
@@ -18,7 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pandas as pd
 import streamlit as st
 
-from core.services.providers import PROVIDERS
+from core.services import steering
+from core.services.providers import PROVIDERS, Provider
 from core.services.store import RunSummary, Store, default_db_path
 from core.types import STRATEGIES, RunResult, RunSpec
 from core.wire.errors import ContinuumError
@@ -28,7 +30,7 @@ from pages._blocks import inert
 STUDIO = "pages/studio.py"
 RUNS = "pages/runs.py"
 INSPECT = "pages/inspect.py"
-RUN_ID_PARAM = "id"  # query parameter naming the run a history page shows
+RUN_ID_PARAM = common.STORED_PARAM  # query parameter naming the run a history page shows
 
 STATUS_COLORS = {
     "finished": "green",
@@ -136,12 +138,22 @@ def outcome(summary: RunSummary) -> str:
     return summary.status
 
 
-def runs_frame(runs: list[RunSummary]) -> pd.DataFrame:
-    """The rows of the Runs table (the run ids stay out of sight, in the same order)."""
+def thread_place(summary: RunSummary, threads: dict[str, list[str]]) -> str:
+    """ "2 of 3" for the second run of a thread of three; "" for a run in no thread."""
+    members = threads.get(summary.thread_id or "", [])
+    if len(members) < 2 or summary.id not in members:
+        return ""
+    return f"{members.index(summary.id) + 1} of {len(members)}"
+
+
+def runs_frame(runs: list[RunSummary], threads: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    """The rows of the Runs table (the run ids stay out of sight, in the same order);
+    ``threads``: :meth:`Store.threads` of the runs' threads, for the Thread column."""
     return pd.DataFrame(
         {
             "Date": [datetime.fromtimestamp(s.created_at) for s in runs],
             "Run": [s.display_title or "(no prompt)" for s in runs],
+            "Thread": [thread_place(s, threads or {}) for s in runs],
             "Provider": [s.provider for s in runs],
             "Model": [s.model for s in runs],
             "Strategy": [s.strategy for s in runs],
@@ -155,7 +167,10 @@ def runs_frame(runs: list[RunSummary]) -> pd.DataFrame:
 
 RUNS_COLUMNS = {
     "Date": st.column_config.DatetimeColumn(format="MMM D, HH:mm", width=92),
-    "Run": st.column_config.TextColumn(width=240, help="The title, else the prompt"),
+    "Run": st.column_config.TextColumn(width=200, help="The title, else the prompt"),
+    "Thread": st.column_config.TextColumn(
+        width=60, help="Runs of one conversation: a follow-up asks the next question after an answer"
+    ),
     "Provider": st.column_config.TextColumn(width=76),
     "Model": st.column_config.TextColumn(width=110),
     "Strategy": st.column_config.TextColumn(width=76),
@@ -230,27 +245,54 @@ def resume_problem(run_id: str) -> str | None:
     return None
 
 
-def start_resume(run_id: str, options: ResumeOptions) -> str:
-    """Start the resumed run as a background job of this session; returns an error message or ""."""
+def start_resume(run_id: str, options: ResumeOptions, *, edited_text: str | None = None) -> str:
+    """Start the resumed run as a background job of this session; returns an error message or "".
+
+    ``edited_text``: the answer as the user edited it; the run records the edit and goes
+    on from exactly that text (:func:`core.services.steering.edited`).
+    """
     problem = resume_problem(run_id)
     if problem:
         return problem
     result = history().load(run_id)
+    if edited_text is not None:
+        steering.edited(result, edited_text)
     provider = PROVIDERS.get(result.spec.provider)
     if provider is None:
         return f"This run used an unknown provider ({result.spec.provider!r}); it cannot be resumed here."
     demo = common.demo_base_url() if provider.is_demo else None
-    spec = resume_spec(result, options, demo)
+    return _launch(provider, resume_spec(result, options, demo), result)
+
+
+def start_follow_up(run_id: str, message: str, max_rounds: int | None = None) -> str:
+    """Ask ``message`` after ``run_id``'s answer: a new run in its thread; an error message or ""."""
+    if not message.strip():
+        return "Write the follow-up first: what should the model revise or write next?"
+    problem = resume_problem(run_id)
+    if problem:
+        return problem
+    seed = steering.follow_up(history().load(run_id), message.strip(), max_rounds=max_rounds)
+    provider = PROVIDERS.get(seed.spec.provider)
+    if provider is None:
+        return f"This run used an unknown provider ({seed.spec.provider!r}); it cannot be followed up here."
+    if provider.is_demo:
+        seed.spec.base_url = rebase_url(seed.spec.base_url, common.demo_base_url())
+    return _launch(provider, seed.spec, seed)
+
+
+def _launch(provider: Provider, spec: RunSpec, resume: RunResult) -> str:
+    """Start ``spec`` from ``resume`` as this session's job, its form loaded; an error message or ""."""
     key, _ = common.key_for(provider.id, base_url=spec.base_url)  # a shared server's key: its own URL only
     if provider.needs_key and not key:
         return f"No API key for {provider.label}: {provider.key_hint()}."
     if not spec.base_url:
         return f"{provider.label} needs a base URL: set it in Settings."
     try:
-        job = common.job_manager().start(spec, api_key=key, resume=result)
+        job = common.job_manager().start(spec, api_key=key, resume=resume)
     except ContinuumError as exc:
         return str(exc)
     common.remember_job(job)
+    load_form(spec, steering.opening_of(resume), run_key=job.id)
     return ""
 
 
@@ -275,17 +317,35 @@ def studio_state(spec: RunSpec) -> dict[str, Any]:
     return values
 
 
-def duplicate_to_studio(result: RunResult) -> None:
-    """Put the run's prompt and settings into the Studio's form (the user edits, then generates)."""
-    spec = result.spec
+def load_form(spec: RunSpec, opening: str = "", *, run_key: str | None = None) -> bool:
+    """Put ``spec``'s provider, model, prompt and settings (and the answer's ``opening``) into the
+    Studio's form; ``run_key`` names the run the form now shows. True if the provider or the
+    model changed (the sidebar, drawn before the page, shows them)."""
     values = studio_state(spec)
+    values["opening"] = opening
     provider_id = values["studio_provider"]
     settings = common.get_settings()
+    changed = settings.provider != provider_id or settings.models.get(provider_id) != spec.model
     settings.provider = provider_id
     if spec.model:
         settings.models[provider_id] = spec.model
+        values[f"studio_model_{provider_id}"] = spec.model
     preset = PROVIDERS[provider_id]
     if not preset.is_demo and spec.base_url and spec.base_url != preset.base_url:
         settings.base_urls[provider_id] = spec.base_url
     st.session_state.update(values)
+    st.session_state[common.FORM_RUN] = run_key
+    return changed
+
+
+def duplicate_to_studio(result: RunResult) -> None:
+    """Put the run's prompt and settings into the Studio's form (the user edits, then generates)."""
+    load_form(result.spec, steering.opening_of(result))
     common.forget_job()
+
+
+def open_in_studio(run_id: str) -> None:
+    """Show the stored run in the Studio (its thread, Continue, Edit, Follow up), form included."""
+    common.forget_job()
+    st.session_state.pop(common.FORM_RUN, None)
+    st.switch_page(STUDIO, query_params={RUN_ID_PARAM: run_id})

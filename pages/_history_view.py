@@ -9,6 +9,7 @@ tabs. A stored run becomes a finished job's Snapshot with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -19,7 +20,7 @@ from core.types import Round, RunResult
 from pages import _charts as charts
 from pages._blocks import split_blocks
 from pages._history import status_badge, tokens_text
-from pages._live import ROUND_HEIGHT, render_downloads
+from pages._live import ROUND_HEIGHT, edit_box, edited_placeholder, render_downloads
 from pages._status import gauge_chart, gauge_text, round_heading, show_error, stop_message
 
 INTERRUPTED_TEXT = (
@@ -57,17 +58,31 @@ def markdown_blocks(text: str, parent: Any = None) -> None:
         target.markdown(block.markdown())
 
 
-def render_round(r: Round) -> None:
+def render_round(r: Round, edited: str | None = None) -> None:
+    """One round; ``edited``: what to say when an edit took its text."""
     with st.container(border=True):
         st.markdown(round_heading(r))
         if r.reasoning:
             with st.expander("Reasoning", icon=":material/psychology:"):
                 markdown_blocks(r.reasoning)
-        box = st.container(height=ROUND_HEIGHT, border=False)
         if r.text:
-            markdown_blocks(r.text, box)
+            markdown_blocks(r.text, st.container(height=ROUND_HEIGHT, border=False))
         else:
-            box.caption("This round added no text.")
+            st.caption(edited or "This round added no text.")
+
+
+def render_rounds(result: RunResult) -> None:
+    """The rounds in order, each edit between the round it followed and the next."""
+    if not result.rounds and not result.edits:
+        st.caption("No rounds ran.")
+    pending = list(enumerate(result.edits, 1))
+    for r in result.rounds:
+        while pending and pending[0][1].after_round < r.index:
+            edit_box(st, pending[0][1], pending[0][0])
+            pending.pop(0)
+        render_round(r, edited_placeholder(r, result.edits))
+    for number, edit in pending:
+        edit_box(st, edit, number)
 
 
 def render_message(snap: Snapshot, status: str) -> None:
@@ -91,8 +106,10 @@ def render_message(snap: Snapshot, status: str) -> None:
         st.caption(text)
 
 
-def render_run(result: RunResult, status: str) -> Snapshot:
-    """The whole read-only view of a stored run; returns the snapshot it was drawn from."""
+def render_run(result: RunResult, status: str, extra: Callable[[], None] | None = None) -> Snapshot:
+    """The whole read-only view of a stored run; returns the snapshot it was drawn from.
+
+    ``extra`` draws more above the tabs (the thread of the run, what may be done with it)."""
     snap = result_snapshot(result)
     st.markdown(f"{status_badge(status, result.stop_reason)} {facts(snap)}")
     render_message(snap, status)
@@ -100,9 +117,11 @@ def render_run(result: RunResult, status: str) -> Snapshot:
     if gauge.window:
         st.altair_chart(gauge_chart(gauge), width="stretch")
     st.caption(gauge_text(gauge, len(snap.rounds)))
-    if snap.rounds:
+    if snap.rounds or result.text:
         with st.container(horizontal=True, gap="small", key="run_downloads"):
             render_downloads(snap, formats=None if result.text else ("json", "csv"))
+    if extra is not None:
+        extra()
     # Only the open tab is drawn (a click on another one reruns the page): a long run's
     # rounds and charts cost nothing until they are looked at.
     document, rounds, details = st.tabs(
@@ -119,10 +138,7 @@ def render_run(result: RunResult, status: str) -> Snapshot:
                 st.caption("No text was generated.")
     if rounds.open is not False:
         with rounds:
-            if not result.rounds:
-                st.caption("No rounds ran.")
-            for r in result.rounds:
-                render_round(r)
+            render_rounds(result)
     if details.open is not False:
         with details:
             charts.render_details(snap)

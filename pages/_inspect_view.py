@@ -13,10 +13,11 @@ import pandas as pd
 import streamlit as st
 
 import core.services.export as export
-from core.services import inspect
+from core.services import compare, inspect
 from core.types import RunResult
 from pages import _charts as charts
 from pages._blocks import inert, inert_code
+from pages._format import money
 
 A_COLOR = "#4c6ef5"
 B_COLOR = "#f08c00"
@@ -168,17 +169,23 @@ def billed_chart(rows: list[dict[str, Any]]) -> alt.Chart:
 
 
 def billed_summary(result: RunResult) -> str:
-    rows = inspect.round_series(result)
-    if not rows:
+    """What continuation cost over one uncapped request, in tokens and dollars a user can act on."""
+    found = inspect.overhead(result)
+    if found is None:
         return ""
-    billed, single = rows[-1]["cumulative_input"], rows[-1]["single_request_input"]
-    est = "≈" if result.tokens_estimated else ""
-    text = f"Over {len(rows)} round{'s' if len(rows) != 1 else ''} the input billed is {est}{billed:,} tokens"
-    if single:
-        text += (
-            f", {billed / single:.1f}× the {est}{single:,} tokens one request of the same length would bill"
-        )
-    return text + ": every round re-sends the prompt and the answer so far."
+    est = "≈" if found.estimated else ""
+    rounds = f"{found.rounds} round{'s' if found.rounds != 1 else ''}"
+    text = f"Over {rounds} the input billed is {est}{found.input_billed:,} tokens"
+    if found.rounds == 1:
+        return text + ": one request, so continuation added nothing."
+    text += (
+        f": {est}{found.extra_input_tokens:,} more than one uncapped request writing the same answer "
+        f"would bill (its {est}{found.single_request_input:,}-token prompt, once), because every round "
+        "re-sends the prompt and the answer so far"
+    )
+    if found.extra_cost is not None:
+        text += f". At the listed input price that is {est}{money(found.extra_cost)} extra"
+    return text + "."
 
 
 CHART_HEIGHT = 300
@@ -239,7 +246,7 @@ def _cell(key: str, value: Any) -> str:
 
 
 def totals_frame(a: RunResult, b: RunResult) -> pd.DataFrame:
-    rows = inspect.compare_totals(a, b)
+    rows = compare.compare_totals(a, b)
     cells = [(_cell(r["key"], r["a"]), _cell(r["key"], r["b"])) for r in rows]
     return pd.DataFrame(
         {
@@ -275,7 +282,7 @@ def overlay_chart(rows: list[dict[str, Any]], field: str, title: str, y_title: s
 
 
 def difference(a: RunResult, b: RunResult) -> None:
-    diff = inspect.first_difference(a.text, b.text)
+    diff = compare.first_difference(a.text, b.text)
     if diff.identical:
         st.success(f"The two answers are identical ({diff.a_length:,} characters).", icon=":material/check:")
         return
@@ -308,9 +315,9 @@ def difference(a: RunResult, b: RunResult) -> None:
 
 def comparison(a: RunResult, b: RunResult) -> None:
     head_a, head_b = st.columns(2)
-    head_a.markdown(f":blue-badge[A] {inert(inspect.run_label(a))}")
+    head_a.markdown(f":blue-badge[A] {inert(compare.run_label(a))}")
     head_a.caption(inert(a.spec.title or a.spec.prompt[:120]))
-    head_b.markdown(f":orange-badge[B] {inert(inspect.run_label(b))}")
+    head_b.markdown(f":orange-badge[B] {inert(compare.run_label(b))}")
     head_b.caption(inert(b.spec.title or b.spec.prompt[:120]))
     if a.spec.prompt != b.spec.prompt:
         st.caption(":material/info: The two runs have different prompts.")
@@ -322,7 +329,7 @@ def comparison(a: RunResult, b: RunResult) -> None:
         height=35 * (len(totals) + 1) + 3,
         column_config={"Same": st.column_config.TextColumn(width=60)},
     )
-    rows = inspect.compare_series(a, b)
+    rows = compare.compare_series(a, b)
     if rows:
         plots = [
             ("output_tokens", "Output tokens per round", "tokens"),

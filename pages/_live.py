@@ -21,7 +21,7 @@ import streamlit as st
 
 import core.services.export as export
 from core.services.jobs import Job, Snapshot
-from core.types import Round
+from core.types import Edit, Round
 from pages import _charts as charts
 from pages._blocks import BlockCutter, inert
 from pages._status import (
@@ -91,7 +91,7 @@ class RoundBox:
         self._reasoning: MarkdownStream | None = None
         self.text = MarkdownStream(box.container(height=ROUND_HEIGHT, border=False), placeholder="Waiting…")
 
-    def update(self, heading: str | None, text: str, reasoning: str) -> None:
+    def update(self, heading: str | None, text: str, reasoning: str, placeholder: str | None = None) -> None:
         if heading is not None:
             self.heading.markdown(heading)
         if reasoning:
@@ -99,14 +99,52 @@ class RoundBox:
                 expander = self._reasoning_slot.expander("Reasoning", icon=":material/psychology:")
                 self._reasoning = MarkdownStream(expander)
             self._reasoning.update(reasoning)
-        self.text.update(text)
+        self.text.update(text, placeholder)
+
+
+EDITED_ROUND = "Its text is part of your edit after round {after}: see that edit below."
+
+
+def edited_placeholder(r: Round, edits: tuple[Edit, ...] | list[Edit]) -> str | None:
+    """What an empty round says when an edit took its text (None: it has text, or no edit did)."""
+    if r.text:
+        return None
+    after = next((e.after_round for e in edits if e.after_round >= r.index), None)
+    return None if after is None else EDITED_ROUND.format(after=after)
+
+
+def edit_box(parent: Any, edit: Edit, number: int) -> None:
+    """One edit of the answer, between the rounds: where, how much, and the text it changed."""
+    with parent.container(border=True, key=f"edit_{number}"):
+        if not edit.after_round and not edit.text_before:
+            st.markdown(f"**Opening** · the answer starts with these {edit.added:,} characters")
+            st.code(edit.inserted, language=None, wrap_lines=True)
+            return
+        st.markdown(
+            f"**Your edit after round {edit.after_round}** · {edit.removed:,} characters removed, "
+            f"{edit.added:,} added, from character {edit.at:,}"
+        )
+        with st.expander("What changed", icon=":material/difference:"):
+            removed = edit.text_before[edit.at : edit.at + edit.removed]
+            st.caption("Removed" if removed else "Nothing removed")
+            if removed:
+                st.code(removed, language=None, wrap_lines=True)
+            st.caption("Added" if edit.inserted else "Nothing added")
+            if edit.inserted:
+                st.code(edit.inserted, language=None, wrap_lines=True)
 
 
 class JobView:
     """The screen of one job, laid out once; :meth:`update_text` / :meth:`update_status` fill it."""
 
-    def __init__(self, job: Job, on_clear: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        job: Job,
+        on_clear: Callable[[], None] | None = None,
+        steer: Callable[[Snapshot], None] | None = None,
+    ) -> None:
         self.job = job
+        self.steer = steer
         head = st.container(horizontal=True, vertical_alignment="center", gap="small", key="run_head")
         self.stop = head.empty()  # first, so the growing status text never moves the button
         self.clear = head.empty()
@@ -118,6 +156,7 @@ class JobView:
         self._gauge_key: tuple[int, str] | None = None
         self._gauge_at = 0.0
         self.downloads = st.empty()
+        self.steering = st.empty()  # Continue, Edit, Follow up: once the run has ended
         tabs = st.tabs(["Document", "Rounds", "Table & charts"], key="studio_view", on_change="rerun")
         doc_tab, rounds_tab, details_tab = tabs
         self.doc: MarkdownStream | None = None
@@ -128,6 +167,7 @@ class JobView:
             self.doc = MarkdownStream(doc_tab, placeholder="Waiting for the first tokens…")
         self.rounds_box = rounds_tab.container() if rounds_tab.open is not False else None
         self.round_boxes: dict[int, RoundBox] = {}
+        self._edits_shown = 0
         self._round_seen: dict[int, Round] = {}
         self.details = details_tab.empty() if details_tab.open is not False else None
         self._details_key: tuple[int, bool] | None = None
@@ -142,7 +182,7 @@ class JobView:
         key = (len(snap.rounds), id(snap.rounds[-1]) if snap.rounds else 0)
         if key != self._finished_key:
             self._finished_key = key
-            self._finished_text = "".join(r.text for r in snap.rounds)
+            self._finished_text = self.job.edited_text + "".join(r.text for r in snap.rounds)
             self._finished_reasoning = "".join(r.reasoning for r in snap.rounds)
         if snap.live is None:
             return self._finished_text, self._finished_reasoning
@@ -162,19 +202,31 @@ class JobView:
 
     def _update_rounds(self, snap: Snapshot, *, headings: bool) -> None:
         assert self.rounds_box is not None
+        edits = self.job.edits
         for r in snap.rounds:
-            box = self.round_boxes.get(r.index)
-            if box is None:
-                box = self.round_boxes[r.index] = RoundBox(self.rounds_box)
+            box = self._round_box(r.index)
             if self._round_seen.get(r.index) is not r:  # new, or trimmed by the next round
                 self._round_seen[r.index] = r
-                box.update(round_heading(r), r.text, r.reasoning)
+                box.update(round_heading(r), r.text, r.reasoning, edited_placeholder(r, edits))
         live = snap.live
         if live is not None:
-            box = self.round_boxes.get(live.index)
-            if box is None:
-                box = self.round_boxes[live.index] = RoundBox(self.rounds_box)
+            box = self._round_box(live.index)
             box.update(live_heading(live) if headings else None, live.text, live.reasoning)
+        if snap.done:
+            self._edit_boxes(len(snap.rounds) + 1)
+
+    def _round_box(self, index: int) -> RoundBox:
+        box = self.round_boxes.get(index)
+        if box is None:
+            self._edit_boxes(index)  # the edits made before this round come first
+            box = self.round_boxes[index] = RoundBox(self.rounds_box)
+        return box
+
+    def _edit_boxes(self, before_round: int) -> None:
+        edits = self.job.edits
+        while self._edits_shown < len(edits) and edits[self._edits_shown].after_round < before_round:
+            edit_box(self.rounds_box, edits[self._edits_shown], self._edits_shown + 1)
+            self._edits_shown += 1
 
     def update_status(self, snap: Snapshot) -> None:
         self.status.markdown(status_line(snap))
@@ -237,9 +289,13 @@ class JobView:
                 st.caption(inert(f":material/info: {notice}"))
         if self.rounds_box is not None and not self.round_boxes:
             self.rounds_box.caption("No rounds ran.")
-        if snap.rounds or snap.text:
+        text = self._assembled(snap)[0]
+        if snap.rounds or text:
             with self.downloads.container(horizontal=True, gap="small"):
-                render_downloads(snap, formats=None if snap.text else ("json",))
+                render_downloads(snap, formats=None if text else ("json",))
+        if self.steer is not None:
+            with self.steering.container():
+                self.steer(snap)
 
     # ---------------------------------------------------------- the loop
 
@@ -301,10 +357,15 @@ def render_downloads(snap: Snapshot, formats: tuple[str, ...] | None = None) -> 
         )
 
 
-def render_job(job: Job, on_clear: Callable[[], None] | None = None) -> Snapshot:
-    """Show ``job``; while it runs, follow it live (returns when it has ended)."""
+def render_job(
+    job: Job,
+    on_clear: Callable[[], None] | None = None,
+    steer: Callable[[Snapshot], None] | None = None,
+) -> Snapshot:
+    """Show ``job``; while it runs, follow it live (returns when it has ended). ``steer`` draws
+    what may be done with the ended run (Continue, Edit, Follow up), above its tabs."""
     snap = job.snapshot()
-    view = JobView(job, on_clear)
+    view = JobView(job, on_clear, steer)
     view.update_status(snap)
     view.update_text(snap)
     if not snap.done:

@@ -1,201 +1,43 @@
-"""Batch: a CSV or JSONL of prompts answered many at once — progress, items, results; stop and resume."""
+"""Batch: a CSV or JSONL of prompts answered many at once — progress, items, results; stop and resume.
+
+The new-batch form and the page; the batch itself (runners, start, stop,
+resume) is ``pages/_batches.py``, a batch on screen ``pages/_batch_view.py``.
+"""
 
 from __future__ import annotations
 
-import functools
 import time
-from typing import Any
 
-import pandas as pd
 import streamlit as st
 
-from core.services.batch import (
-    DEFAULT_CONCURRENCY,
-    EXPORT_FORMATS,
-    BatchManager,
-    BatchProgress,
-    BatchRunner,
-    InputError,
-    ParsedInput,
-    check_items,
-    concurrency_cap,
-    create_batch,
-    export_batch,
-    parse_items,
-    stored_progress,
-)
-from core.services.batch.specs import settings_from_dict
-from core.services.export import slugify
-from core.services.providers import PROVIDERS, get_provider
+from core.services.batch import DEFAULT_CONCURRENCY, InputError, ParsedInput, concurrency_cap
+from core.services.providers import PROVIDERS
 from core.services.store import Batches
 from core.types import STRATEGIES
-from core.wire.errors import ContinuumError
 from pages import _common as common
+from pages._batch_view import batch_panel
+from pages._batches import (
+    BATCH_PARAM,
+    FLASH_KEY,
+    current_batch,
+    read_input,
+    show_batch,
+    start_batch,
+    use_example,
+)
 from pages._blocks import inert
 from pages._history import history
 from pages._routing import ensure_routed
-from pages._timeouts import session_timeouts
 
 ensure_routed(__file__)  # run without app.py (Streamlit's legacy pages/ mode): go through it
 
-BATCH_PARAM = "batch"  # the URL query parameter holding the batch on screen
-STATUS_EVERY = 0.5  # seconds between updates of the progress while a batch runs
-TABLE_EVERY = 2.0  # seconds between updates of the item table
 MAX_ERRORS_SHOWN = 50
-
-EXAMPLE = "\n".join(
-    f'{{"id": "{slug}", "prompt": "Write {tokens} tokens about {topic}, with headings."}}'
-    for slug, tokens, topic in (
-        ("lighthouses", 1200, "the history of lighthouses"),
-        ("tides", 900, "how tides work"),
-        ("paper", 1500, "the invention of paper"),
-        ("bees", 800, "how honey bees communicate"),
-        ("maps", 1000, "the first world maps"),
-        ("glass", 700, "how glass is made"),
-        ("clocks", 1100, "mechanical clocks"),
-        ("salt", 600, "the salt trade"),
-    )
-)
 
 FORMAT_HELP = (
     "One row per prompt. Columns (CSV header) or keys (JSONL): **id**, **prompt**, and optionally "
     "**system**, **max_tokens**, **max_rounds**, **target_tokens**, **model**, **temperature**, "
     "**strategy** to override the settings for that row. Other columns are kept and come back in the results."
 )
-
-
-# ---------------------------------------------------------------- process-wide
-
-
-@st.cache_resource(show_spinner=False)
-def batch_manager() -> BatchManager:
-    """The batch runners of this Streamlit process (they outlive reruns and reloads)."""
-    return BatchManager()
-
-
-# ---------------------------------------------------------------- session
-
-
-def _flash(kind: str, text: str) -> None:
-    st.session_state["batch_flash"] = (kind, text)
-
-
-def current_batch() -> str | None:
-    batch_id = st.session_state.get("batch_id") or st.query_params.get(BATCH_PARAM)
-    if not batch_id:
-        return None
-    try:
-        Batches(history()).get(batch_id)
-    except ContinuumError:
-        st.session_state.pop("batch_id", None)
-        return None
-    st.session_state["batch_id"] = batch_id
-    return str(batch_id)
-
-
-def _show_batch(batch_id: str | None) -> None:
-    if batch_id:
-        st.session_state["batch_id"] = batch_id
-        st.query_params[BATCH_PARAM] = batch_id
-    else:
-        st.session_state.pop("batch_id", None)
-        if BATCH_PARAM in st.query_params:
-            del st.query_params[BATCH_PARAM]
-
-
-def _input() -> tuple[ParsedInput | None, bytes, str]:
-    """The parsed input (uploaded file, else pasted rows), its bytes and its name."""
-    upload = st.session_state.get("batch_file")
-    if upload is not None:
-        data, name = upload.getvalue(), upload.name
-    else:
-        text = str(st.session_state.get("batch_text") or "")
-        data, name = text.encode("utf-8"), "pasted rows"
-    if not data.strip():
-        return None, data, name
-    return parse_items(data, None if upload is None else name), data, name
-
-
-# ---------------------------------------------------------------- actions
-
-
-def _use_example() -> None:
-    st.session_state["batch_text"] = EXAMPLE
-
-
-def _start() -> None:
-    try:
-        parsed, data, name = _input()
-    except InputError as exc:
-        _flash("error", str(exc))
-        return
-    if parsed is None or not parsed.items:
-        _flash("warning", "Add prompts first: upload a CSV or JSONL file, or paste rows.")
-        return
-    p = common.provider()
-    key, _ = common.key_for(p.id)
-    if p.needs_key and not key:
-        _flash("error", f"No API key for {p.label}: {p.key_hint()}.")
-        return
-    state = st.session_state
-    form = common.RunForm(
-        prompt="",
-        model=common.model_for(p),
-        strategy=str(state.get(f"batch_strategy_{p.id}") or p.strategy),
-        max_tokens=int(state.get("batch_max_tokens") or 1024),
-        max_rounds=int(state.get("batch_max_rounds") or 20),
-        target_tokens=int(state.get("batch_target_tokens") or 0),
-        temperature=float(state.get("batch_temperature") or 0.0),
-    )
-    settings = common.build_spec(p, form)
-    system = str(state.get("batch_system") or "").strip()
-    settings.messages = [{"role": "system", "content": system}] if system else []
-    if not settings.base_url:
-        _flash("error", f"{p.label} needs a base URL: set it in Settings.")
-        return
-    items, problems = check_items(parsed.items, settings)
-    if not items:
-        _flash("error", "No row can run with these settings: " + "; ".join(str(e) for e in problems[:3]))
-        return
-    if problems:
-        _flash("warning", f"{len(problems)} problem(s) skipped: " + "; ".join(str(e) for e in problems[:3]))
-    store = history()
-    batch_id = create_batch(
-        store,
-        items,
-        settings,
-        title=name,
-        source=name,
-        source_data=data,
-        concurrency=int(state.get("batch_concurrency") or DEFAULT_CONCURRENCY),
-    )
-    try:
-        batch_manager().start(BatchRunner(store, batch_id, api_key=key, timeouts=session_timeouts()))
-    except ContinuumError as exc:
-        _flash("error", str(exc))
-    _show_batch(batch_id)
-
-
-def _stop(batch_id: str) -> None:
-    batch_manager().stop(batch_id)
-
-
-def _resume(batch_id: str) -> None:
-    store = history()
-    settings = settings_from_dict(Batches(store).get(batch_id).settings)
-    p = get_provider(settings.provider)
-    if p.is_demo:
-        settings.base_url = common.base_url_for(p)  # this process's demo model
-    key, _ = common.key_for(p.id, base_url=settings.base_url)  # a shared server's key: its own URL only
-    if p.needs_key and not key:
-        _flash("error", f"No API key for {p.label}: {p.key_hint()}.")
-        return
-    try:
-        batch_manager().start(
-            BatchRunner(store, batch_id, api_key=key, settings=settings, timeouts=session_timeouts())
-        )
-    except ContinuumError as exc:
-        _flash("error", str(exc))
 
 
 # ---------------------------------------------------------------- the new-batch form
@@ -215,10 +57,10 @@ def input_panel() -> ParsedInput | None:
             placeholder='{"id": "owls", "prompt": "Write 2000 tokens about owls"}',
             label_visibility="collapsed",
         )
-        st.button("Use the example", on_click=_use_example, type="tertiary", icon=":material/arrow_outward:")
+        st.button("Use the example", on_click=use_example, type="tertiary", icon=":material/arrow_outward:")
     st.caption(FORMAT_HELP)
     try:
-        parsed, _, name = _input()
+        parsed, _, name = read_input()
     except InputError as exc:
         st.error(inert(str(exc)))
         return None
@@ -299,7 +141,7 @@ def new_batch_panel() -> None:
         type="primary",
         icon=":material/play_arrow:",
         disabled=not ready,
-        on_click=_start,
+        on_click=start_batch,
     )
 
 
@@ -314,147 +156,10 @@ def earlier_batches() -> None:
             st.button(
                 f"{s.record.title or s.record.id[:8]} · {done}/{s.total} finished · {when}",
                 key=f"open_{s.record.id}",
-                on_click=_show_batch,
+                on_click=show_batch,
                 args=(s.record.id,),
                 type="tertiary",
             )
-
-
-# ---------------------------------------------------------------- a batch on screen
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-def _money(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
-
-
-def draw_status(box: Any, p: BatchProgress) -> None:
-    with box.container():
-        st.progress(p.fraction, text=f"{p.ended} of {p.total} done")
-        cols = st.columns(6)
-        cols[0].metric("Finished", p.finished)
-        cols[1].metric("Running", p.running)
-        cols[2].metric("Failed", p.failed)
-        cols[3].metric("Output tokens", f"{p.tokens:,}")
-        cols[4].metric("Cost", _money(p.cost))
-        cols[5].metric("Time left", _duration(p.eta_s) if p.state == "running" else "—")
-        if p.max_limit:
-            limited = f" · {p.rate_limits} rate limits" if p.rate_limits else ""
-            st.caption(
-                f"Concurrency {p.limit} of {p.max_limit} · {p.in_flight} requests in flight{limited} · "
-                f"{_duration(p.elapsed_s)} elapsed"
-            )
-
-
-def items_frame(p: BatchProgress) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "id": i.id,
-                "status": i.status,
-                "rounds": i.rounds,
-                "tokens": i.tokens,
-                "cost": i.cost,
-                "stop reason": i.stop_reason or "",
-                "error": i.error or "",
-            }
-            for i in p.items
-        ]
-    )
-
-
-def draw_table(box: Any, p: BatchProgress) -> None:
-    box.dataframe(
-        items_frame(p),
-        hide_index=True,
-        width="stretch",
-        height=min(420, 38 + 35 * max(1, len(p.items))),
-        column_config={
-            "cost": st.column_config.NumberColumn("cost (USD)", format="$%.5f"),
-            "tokens": st.column_config.NumberColumn(format="%d"),
-        },
-    )
-
-
-def downloads(batch_id: str, title: str) -> None:
-    store = history()
-    stem = slugify(title) or "batch"
-    labels = {"jsonl": "Transcripts (JSONL)", "csv": "Summary (CSV)", "zip": "Answers (ZIP of Markdown)"}
-    row = st.container(horizontal=True, gap="small")
-    for fmt, mime in EXPORT_FORMATS.items():
-        row.download_button(
-            labels[fmt],
-            data=functools.partial(export_batch, store, batch_id, fmt),
-            file_name=f"{stem}-{batch_id[:8]}.{fmt}",
-            mime=mime,
-            on_click="ignore",
-            icon=":material/download:",
-            type="primary" if fmt == "zip" else "secondary",
-            key=f"batch_download_{fmt}",
-        )
-
-
-def batch_panel(batch_id: str) -> None:
-    store = history()
-    record = Batches(store).get(batch_id)
-    runner = batch_manager().get(batch_id)
-    live = runner is not None and not runner.done
-    p = runner.progress() if runner is not None else stored_progress(store, batch_id)
-    settings = record.settings
-    created = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created_at))
-    st.subheader(inert(record.title or "Batch"), anchor=False)
-    st.caption(
-        f"{p.total} prompts · {settings.get('provider', '')} · `{settings.get('model', '')}` · "
-        f"concurrency {record.concurrency} · started {created}"
-    )
-    row = st.container(horizontal=True, vertical_alignment="center")
-    left = p.queued + p.stopped + p.failed
-    if live:
-        row.button("Stop", icon=":material/stop:", on_click=_stop, args=(batch_id,), key="batch_stop")
-        row.caption("Stopping keeps every answer so far; resume continues where each one was.")
-    elif left:
-        row.button(
-            f"Resume {left} runs",
-            type="primary",
-            icon=":material/play_arrow:",
-            on_click=_resume,
-            args=(batch_id,),
-            key="batch_resume",
-        )
-        row.caption("Finished answers are not redone.")
-    row.button("New batch", icon=":material/add:", on_click=_show_batch, args=(None,), type="tertiary")
-    status, table = st.empty(), st.empty()
-    draw_status(status, p)
-    draw_table(table, p)
-    if not live:
-        if p.finished or p.failed or p.stopped:
-            downloads(batch_id, record.title)
-        return
-    assert runner is not None
-    last_table = time.monotonic()
-    while not runner.done:
-        runner.wait(STATUS_EVERY)
-        p = runner.progress()
-        draw_status(status, p)
-        if time.monotonic() - last_table >= TABLE_EVERY:
-            draw_table(table, p)
-            last_table = time.monotonic()
-        # Reading session state is a yield point: a click or a reload ends this loop with a
-        # rerun, and the batch goes on untouched.
-        st.session_state.get("batch_id")
-    st.rerun()
 
 
 # ---------------------------------------------------------------- the page
@@ -466,7 +171,7 @@ st.caption(
     "where it was."
 )
 
-flash = st.session_state.pop("batch_flash", None)
+flash = st.session_state.pop(FLASH_KEY, None)
 if flash:
     getattr(st, flash[0])(inert(flash[1]))  # may quote a server
 

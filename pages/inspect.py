@@ -1,4 +1,4 @@
-"""Inspect: the seams of a run, its per-round numbers, and two runs side by side."""
+"""Inspect: the seams of a run, its per-round numbers, each round's request, and two runs side by side."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from core.services.store.rows import PROMPT_PREVIEW_CHARS
 from core.types import RunResult
 from pages import _history as history
 from pages import _inspect_view as view
+from pages import _requests_view as requests_view
 from pages._routing import ensure_routed
 
 ensure_routed(__file__)  # run without app.py (Streamlit's legacy pages/ mode): go through it
@@ -118,7 +119,10 @@ def compare_tab(result: RunResult, run_id: str, runs: list[RunSummary], other_id
 # ---------------------------------------------------------------- the page
 
 st.title("Inspect")
-st.caption("Where the rounds were joined, what each round cost and how fast it came, and two runs compared.")
+st.caption(
+    "Where the rounds were joined, what each round cost and how fast it came, the request behind each "
+    "round, and two runs compared."
+)
 
 store = history.history_or_stop()
 store.mark_interrupted()
@@ -163,8 +167,8 @@ if result is None:
     st.warning("That run is no longer in the history.")
     st.stop()
 
-seams_tab_, charts_tab_, compare_tab_ = st.tabs(
-    ["Seams", "Charts", "Compare"],
+seams_tab_, charts_tab_, requests_tab_, compare_tab_ = st.tabs(
+    ["Seams", "Charts", "Requests", "Compare"],
     default="Compare" if other_id else "Seams",
     key=TABS_KEY,
     on_change="rerun",
@@ -175,6 +179,9 @@ if seams_tab_.open is not False:  # only the open tab is drawn
 if charts_tab_.open is not False:
     with charts_tab_:
         view.round_charts(result)
+if requests_tab_.open is not False:
+    with requests_tab_:
+        requests_view.requests_tab(result)
 if compare_tab_.open is not False:
     with compare_tab_:
         compare_tab(result, run_id, runs, other_id)

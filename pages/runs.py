@@ -13,6 +13,7 @@ from pages import _history as history
 from pages._blocks import inert, inert_code
 from pages._history_view import render_run
 from pages._routing import ensure_routed
+from pages._steering import thread_strip
 
 ensure_routed(__file__)  # run without app.py (Streamlit's legacy pages/ mode): go through it
 
@@ -102,8 +103,9 @@ def filters(facets: dict[str, list[str]]) -> RunFilters:
 
 def run_table(runs: list[RunSummary]) -> None:
     st.session_state["runs_ids"] = [s.id for s in runs]
+    threads = history.history().threads(s.thread_id for s in runs if s.thread_id)
     st.dataframe(
-        history.runs_frame(runs),
+        history.runs_frame(runs, threads),
         hide_index=True,
         key=_table_key(),
         on_select=_on_select,
@@ -209,6 +211,13 @@ def open_run(run_id: str) -> None:
         ):
             resume_form(result, run_id)
         if actions.button(
+            "Open in Studio",
+            icon=":material/edit_note:",
+            key="run_open_studio",
+            help="Show this run in the Studio, with its settings in the form: continue it, edit it, follow it up",
+        ):
+            history.open_in_studio(run_id)
+        if actions.button(
             "Duplicate in Studio",
             icon=":material/content_copy:",
             key="run_duplicate",
@@ -240,14 +249,17 @@ def open_run(run_id: str) -> None:
         )
         if st.session_state.get(DELETING) == run_id:
             confirm_delete(run_id, summary.display_title or run_id)
-        render_run(result, "running" if active else summary.status)
+        render_run(
+            result, "running" if active else summary.status, extra=lambda: thread_strip(result, studio=False)
+        )
 
 
 # ---------------------------------------------------------------- the page
 
 st.title("Runs")
 st.caption(
-    "Every run is saved as it streams. Open one to read it again, resume it, or start a new one from it."
+    "Every run is saved as it streams. Open one to read it again, resume it, or start a new one from it. "
+    "A follow-up joins the thread of the run it follows (the Thread column)."
 )
 
 store = history.history_or_stop()

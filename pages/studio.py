@@ -1,17 +1,23 @@
-"""The Studio: a prompt, then the answer streaming round by round, the context gauge, downloads."""
+"""The Studio: a prompt, then the answer streaming round by round, the context gauge, downloads;
+then Continue, Edit and continue, or Follow up. The form always shows the run on screen."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from core.continuation import validation
+from core.services import steering
+from core.services.jobs import Job
 from core.services.providers import PROVIDERS
-from core.types import STRATEGIES
+from core.types import STRATEGIES, RunResult
 from core.wire.errors import ContinuumError
 from pages import _common as common
+from pages import _history as history
 from pages import _live as live
+from pages import _steering as steer
 from pages import _timeouts as timeouts
 from pages._blocks import inert, inert_code
+from pages._history_view import render_run
 from pages._routing import ensure_routed
 
 ensure_routed(__file__)  # run without app.py (Streamlit's legacy pages/ mode): go through it
@@ -85,6 +91,7 @@ def _start_run() -> None:
         temperature=float(_number("temperature", 0.7)),
     )
     spec = common.build_spec(p, form)
+    opening = str(state.get("opening") or "")
     if not spec.base_url:
         _flash("error", f"{p.label} needs a base URL: set it in Settings.")
         return
@@ -96,19 +103,22 @@ def _start_run() -> None:
             state["prompt"] = ""
         _flash("error", text)
         return
+    seed = steering.opening(spec, opening)  # the answer begins with the opening, if any
     try:
-        job = common.job_manager().start(spec, api_key=key, timeouts=timeouts.session_timeouts())
+        job = common.job_manager().start(spec, api_key=key, resume=seed, timeouts=timeouts.session_timeouts())
     except ContinuumError as exc:
         _flash("error", str(exc))
         return
     common.remember_job(job)
+    state[common.FORM_RUN] = job.id  # the form shows this run already
 
 
 def _clear_run() -> None:
     common.forget_job()
+    st.session_state.pop(common.FORM_RUN, None)
 
 
-FORM_KEYS = ("prompt", "system", "max_tokens", "max_rounds", "target_tokens", "temperature")
+FORM_KEYS = ("prompt", "system", "opening", "max_tokens", "max_rounds", "target_tokens", "temperature")
 SAVED_FORM = "studio_form"  # a plain session key: survives pages that do not draw the form
 
 
@@ -167,7 +177,7 @@ def pickers() -> None:
     )
 
 
-def prompt_form() -> None:
+def prompt_form(running: bool = False) -> None:
     p = common.provider()
     limits = common.limits_for(p, common.model_for(p))
     default_max = 1024 if p.is_demo else min(limits.output_cap or 4096, 4096)
@@ -175,9 +185,25 @@ def prompt_form() -> None:
         st.text_area(
             "Prompt",
             key="prompt",
-            height=150,
+            height=130,
             placeholder="What should the model write? Long answers are the point: ask for thousands.",
         )
+        row = st.container(horizontal=True, vertical_alignment="center", key="generate_row")
+        row.form_submit_button(
+            "Generate", type="primary", icon=":material/play_arrow:", on_click=_start_run, disabled=running
+        )
+        if running:
+            row.caption("A run is going: stop it to start another.")
+        else:
+            row.caption("Ctrl+Enter in the prompt also generates")
+        with st.expander("Start the answer with (optional)"):
+            st.text_area(
+                "Start the answer with",
+                key="opening",
+                height=90,
+                label_visibility="collapsed",
+                placeholder="A title, an outline… The answer begins with exactly this, and the model goes on.",
+            )
         with st.expander("System prompt (optional)"):
             st.text_area("System prompt", key="system", height=90, label_visibility="collapsed")
         left, right = st.columns(2)
@@ -205,9 +231,6 @@ def prompt_form() -> None:
             help=f"How a round continues the answer. {p.label}'s default: {p.strategy}. {p.notes}",
         )
         st.slider("Temperature", 0.0, 2.0, step=0.05, key=_seed("temperature", 0.7))
-        row = st.container(horizontal=True, vertical_alignment="center")
-        row.form_submit_button("Generate", type="primary", icon=":material/play_arrow:", on_click=_start_run)
-        row.caption("Ctrl+Enter in the prompt also generates")
     window = f"{limits.context_window:,}-token window" if limits.context_window else "window unknown"
     cap = f"output cap {limits.output_cap:,} per round" if limits.output_cap else "no known output cap"
     st.caption(f"{inert_code(common.model_for(p))}: {window}, {cap}.")
@@ -233,12 +256,65 @@ def empty_state() -> None:
             )
 
 
-def live_panel(job_id: str) -> None:
-    job = common.job_manager().get(job_id)
-    if job is None:
-        st.info("That run is no longer in memory.")
+# ---------------------------------------------------------------- the run on screen
+
+
+def shown_run() -> tuple[str, Job | None, RunResult | None]:
+    """The run the Studio shows: (its form key, the session's job or None, the stored run or None).
+
+    The session's job first (its id is in the URL: a reload finds it again), else the run of
+    the history named by ``?id=`` (opened from Runs, or from the thread of the run shown).
+    """
+    job = common.current_job()
+    if job is not None:
+        return job.id, job, None
+    run_id = st.query_params.get(common.STORED_PARAM)
+    if not run_id:
+        return "", None, None
+    try:
+        result = history.load(str(run_id))
+    except Exception:  # noqa: BLE001 - a history that cannot be read shows no run, never a traceback
+        result = None
+    return (f"id:{run_id}", None, result) if result is not None else ("", None, None)
+
+
+def sync_form(key: str, job: Job | None, stored: RunResult | None) -> None:
+    """Load the form from the run on screen whenever another run is shown (a reload, Resume,
+    Continue, a follow-up, a run opened from its thread); the user's edits stay until then."""
+    if not key or st.session_state.get(common.FORM_RUN) == key:
         return
-    live.render_job(job, on_clear=_clear_run)
+    result = job.result() if job is not None else stored
+    if result is None:
+        return
+    st.session_state.pop(steer.EDITING, None)
+    if history.load_form(result.spec, steering.opening_of(result), run_key=key):
+        st.rerun()  # the provider or the model changed: the sidebar (drawn first) shows them too
+
+
+def job_panel(job: Job) -> None:
+    """The session's job: followed live while it runs, then what may be done with it."""
+    ended = job.done  # at the start of this script run
+    live.render_job(job, on_clear=_clear_run, steer=(lambda _snap: ended_run(job)) if ended else None)
+    if not ended:
+        st.rerun()  # the run ended while this script run followed it: redraw the form (Generate on)
+
+
+def ended_run(job: Job) -> None:
+    steer.steering_bar(job.result())
+
+
+def stored_panel(result: RunResult) -> None:
+    """A run of the history (no job of this session): read-only, with Continue, Edit, Follow up."""
+    store = history.history()
+    summary = store.summary(result.run_id or "")
+    status = summary.status if summary is not None else "finished"
+    active = status == "running" and store.is_active(result.run_id or "")
+    head = st.container(horizontal=True, vertical_alignment="center", gap="small", key="run_head")
+    head.button("New run", icon=":material/add:", on_click=_clear_run, key="clear_run", type="tertiary")
+    head.markdown(f"**{inert(summary.display_title if summary else result.spec.prompt[:80])}**")
+    render_run(
+        result, "running" if active else status, extra=None if active else lambda: steer.steering_bar(result)
+    )
 
 
 st.title("Studio")
@@ -249,20 +325,31 @@ with common.fresh_container():
         st.info(DEMO_BANNER, icon=":material/science:")
 
 restore_form()
+key, job, stored = shown_run()
+sync_form(key, job, stored)
 left, right = st.columns([5, 7], gap="large")
 with left:
     pickers()
-    prompt_form()
+    prompt_form(running=job is not None and not job.done)
+    if job is not None or stored is not None:
+        spec = job.spec if job is not None else stored.spec if stored is not None else None
+        turns = steering.conversation_turns(spec) if spec is not None else 0
+        if turns:
+            st.caption(
+                f":material/forum: The run shown follows up {turns} earlier turn{'s' if turns != 1 else ''} "
+                "of its thread; Generate starts a new conversation from the prompt alone."
+            )
 save_form()
 
 with right, common.fresh_container():
     flash = st.session_state.pop("flash", None)
     if flash:
         getattr(st, flash[0])(inert(flash[1]))  # may quote a server
-    current = common.current_job()
-    if current is None:
-        empty_state()
+    if job is not None:
+        if st.query_params.get(common.RUN_PARAM) != job.id:
+            st.query_params[common.RUN_PARAM] = job.id
+        job_panel(job)
+    elif stored is not None:
+        stored_panel(stored)
     else:
-        if st.query_params.get(common.RUN_PARAM) != current.id:
-            st.query_params[common.RUN_PARAM] = current.id
-        live_panel(current.id)
+        empty_state()

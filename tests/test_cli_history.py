@@ -9,6 +9,9 @@ permissions do not stop, so as root the command runs in its own mount namespace 
 the folder bind-mounted read-only (EROFS, for root too); as another user the folder is
 ``chmod 555`` (EACCES). SQLite meets both the same way: it can neither write the file
 nor create the ``-wal``/``-shm`` files beside it.
+
+At the end, a usable one: ``runs show ID --round N [--curl]`` prints a stored round's
+request as it was sent, and the curl command gets that round's text back from the demo.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from pathlib import Path
 import pytest
 
 from core.demo import demo_document
+from core.services.round_requests import round_request
 from core.services.store import Store
-from core.types import RunSpec
+from core.types import RunResult, RunSpec
 from tests import clirun
 from tests.clirun import REPO, cli, hold_lock, requests_seen
+from tests.test_round_requests import curl, streamed_text
 
 PROMPT = "Write 300 tokens about harbour locks"
 
@@ -167,3 +172,70 @@ def test_a_history_locked_in_rollback_journal_mode_is_one_line_and_exit_1(
     with hold_lock(tmp_db, journal_mode="delete"):
         done = cli("runs", "list", env=env)
     assert (done.returncode, one_readable_line(done.stderr, tmp_db)) == (1, True), done.stderr
+
+
+# ---------------------------------------------------------------- a round's request
+
+
+def stored_demo_run(env: dict[str, str], url: str) -> tuple[str, RunResult]:
+    done = cli(*run_args(url, "--max-tokens", "100", "--quiet"), env=env)
+    assert done.returncode == 0, done.stderr
+    with Store(Path(env["CONTINUUM_DB"])) as store:
+        run_id = store.list_runs()[0].id
+        return run_id, store.load(run_id)
+
+
+def test_runs_show_round_prints_the_body_as_sent(env: dict[str, str], demo_url) -> None:
+    url = demo_url()
+    run_id, result = stored_demo_run(env, url)
+    done = cli("runs", "show", run_id[:8], "--round", "3", env=env)
+    request = round_request(result, 3)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.encode() == request.data + b"\n" and json.loads(done.stdout) == request.body
+    assert f"round 3: POST {url}/chat/completions" in done.stderr
+
+
+def test_runs_show_round_curl_gets_the_rounds_text_back(env: dict[str, str], demo_url) -> None:
+    run_id, result = stored_demo_run(env, demo_url())
+    done = cli("runs", "show", run_id, "--round", "2", "--curl", env=env)
+    second = result.rounds[1]
+    assert done.returncode == 0 and '-H "Authorization: Bearer $API_KEY"' in done.stdout, done.stderr
+    assert streamed_text(curl(done.stdout, "bash")) == second.text + second.held_back
+
+
+def test_runs_show_curl_needs_a_round_in_the_run(env: dict[str, str], demo_url) -> None:
+    run_id, result = stored_demo_run(env, demo_url())
+    alone = cli("runs", "show", run_id, "--curl", env=env)
+    beyond = cli("runs", "show", run_id, "--round", "99", env=env)
+    assert (alone.returncode, "--round N" in alone.stderr) == (2, True), alone.stderr
+    assert (beyond.returncode, f"rounds 1 to {len(result.rounds)}" in beyond.stderr) == (2, True)
+
+
+def test_runs_resume_from_an_edited_file_goes_on_from_that_text_and_records_the_edit(
+    env: dict[str, str], demo_url, tmp_path: Path
+) -> None:
+    url = demo_url()
+    done = cli(*run_args(url, "--max-tokens", "100", "--max-rounds", "2", "--quiet"), env=env)
+    assert done.returncode == 0, done.stderr
+    with Store(Path(env["CONTINUUM_DB"])) as store:
+        run_id = store.list_runs()[0].id
+        before = store.load(run_id)
+    assert before.stop_reason == "max_rounds"
+    cut = before.text[: len(before.text) - 40]  # the user cut the end: a prefix of the demo's document
+    edited_file = tmp_path / "edited.md"
+    edited_file.write_text(cut, encoding="utf-8")
+    resumed = cli("runs", "resume", run_id, "--from-file", str(edited_file), "--quiet", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    with Store(Path(env["CONTINUUM_DB"])) as store:
+        after = store.load(run_id)
+    assert after.text.startswith(cut) and len(after.text) > len(before.text)
+    assert demo_document(PROMPT).startswith(after.text)  # the demo continued exactly from the cut
+    assert len(after.edits) == 1 and after.edits[0].text_before == before.text
+
+
+def test_runs_resume_from_a_missing_file_is_a_usage_error_before_anything_is_sent(
+    env: dict[str, str], demo_url, tmp_path: Path
+) -> None:
+    run_id, _ = stored_demo_run(env, demo_url())
+    done = cli("runs", "resume", run_id, "--from-file", str(tmp_path / "nope.md"), env=env)
+    assert done.returncode == 2 and "cannot read --from-file" in done.stderr, done.stderr

@@ -9,13 +9,8 @@ import time
 import pytest
 
 import core.wire.errors as errors
-from core.wire.error_map import (
-    error_from_body,
-    error_from_response,
-    parse_context_overflow,
-    provider_message,
-    retry_after_seconds,
-)
+from core.wire.error_body import provider_message
+from core.wire.error_map import error_from_body, error_from_response, retry_after_seconds
 from core.wire.errors import (
     APIStatusError,
     AuthenticationError,
@@ -32,6 +27,7 @@ from core.wire.errors import (
     TransportError,
     ValidationError,
 )
+from core.wire.overflow import parse_context_overflow
 
 URL = "http://127.0.0.1:8000/v1/chat/completions"
 

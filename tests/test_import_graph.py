@@ -89,24 +89,3 @@ def test_core_has_no_import_cycle() -> None:
 
 def test_a_cycle_would_be_found() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
-
-
-def test_the_wire_never_imports_the_continuation_loop() -> None:
-    edges = graph()
-    wire = (
-        "core.wire.sse",
-        "core.wire.stream",
-        "core.wire.client",
-        "core.wire.boundary",
-        "core.wire.errors",
-        "core.wire.error_map",
-    )
-    upper = {
-        "core.continuation.engine",
-        "core.continuation.rounds",
-        "core.continuation.strategies",
-        "core.continuation.budget",
-        "core.continuation.probe",
-        "core.services.jobs",
-    }
-    assert {(m, d) for m in wire for d in edges.get(m, set()) if d in upper} == set()

@@ -8,11 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.continuation import budget, engine
+from core.services.compare import compare_series, compare_totals, first_difference
 from core.services.inspect import (
-    compare_series,
-    compare_totals,
-    first_difference,
     flag_counts,
+    overhead,
     result_gauge,
     result_snapshot,
     round_series,
@@ -20,7 +19,7 @@ from core.services.inspect import (
     visible_whitespace,
 )
 from core.services.jobs import JobManager
-from core.types import Round, RunFinished, RunResult, RunSpec
+from core.types import Prices, Round, RunFinished, RunResult, RunSpec
 
 PROMPT = "Write about 2500 tokens on the history of tides."
 
@@ -152,6 +151,23 @@ def test_series_carry_ttft_and_tokens_per_second():
 def test_the_last_cumulative_input_of_a_demo_run_is_its_input_billed(demo_server: str):
     result = finished(spec(demo_server))
     assert round_series(result)[-1]["cumulative_input"] == result.prompt_tokens_billed > 0
+
+
+def test_the_overhead_is_the_input_beyond_one_prompt_and_its_cost_at_the_input_price():
+    result = made(
+        rnd(1, "a", prompt_tokens=100), rnd(2, "b", prompt_tokens=400), rnd(3, "c", prompt_tokens=700)
+    )
+    result.spec.prices = Prices(input_per_mtok=2.0, output_per_mtok=8.0)
+    found = overhead(result)
+    assert found is not None
+    assert (found.input_billed, found.single_request_input, found.extra_input_tokens) == (1200, 100, 1100)
+    assert found.extra_cost == 1100 * 2.0 / 1_000_000
+
+
+def test_one_round_adds_nothing_and_no_prices_means_no_cost():
+    found = overhead(made(rnd(1, "a", prompt_tokens=100)))
+    assert found is not None and found.extra_input_tokens == 0 and found.extra_cost is None
+    assert overhead(made()) is None
 
 
 # ---------------------------------------------------------------- two runs

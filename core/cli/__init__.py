@@ -9,22 +9,38 @@ end every command exactly as Ctrl+C does.
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from core.cli.batch import add_batch_parser, cmd_batch
 from core.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError, on_stop_signal
 from core.cli.run import add_run_parser, cmd_models, cmd_probe, cmd_run
-from core.cli.runs import add_runs_parser, cmd_runs
+from core.cli.runs import add_runs_parser, cmd_runs, find_run
 from core.demo.server import main as demo_main
+from core.services.export import export
+from core.services.store import Store, StoreError
 from core.wire.errors import ConfigError, ContinuumError
 
 __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 
+def load_run_transcript(run_id: str) -> dict[str, Any]:
+    """A run of the history (a unique id prefix will do) as its JSON transcript, the JSON download:
+    what ``demo --replay-run`` hands the demo model (which reads no history itself)."""
+    try:
+        with Store() as store:
+            result = store.load(find_run(store, run_id))
+    except (UsageError, StoreError) as exc:
+        raise ValueError(str(exc)) from None
+    transcript: dict[str, Any] = json.loads(export(result, "json"))
+    return transcript
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    return int(demo_main(list(args.demo_args)) or 0)
+    return int(demo_main(list(args.demo_args), load_run=load_run_transcript) or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_batch_parser(sub)
     demo = sub.add_parser(
         "demo",
-        help="serve the offline demo model: python -m core demo --port 8765 [--rate N] [--prefill ignored …]",
+        help="serve the offline demo model: python -m core demo --port 8765 [--rate N] [--prefill ignored …] "
+        "[--replay FILE | --replay-run RUN_ID] [--speed N]",
         add_help=False,
     )
     demo.add_argument("demo_args", nargs=argparse.REMAINDER)
@@ -58,7 +75,7 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     if words[:1] == ["demo"]:  # its own parser: argparse's REMAINDER refuses leading --options
-        return int(demo_main(words[1:]) or 0)
+        return int(demo_main(words[1:], load_run=load_run_transcript) or 0)
     parser = build_parser()
     args = parser.parse_args(words)
     try:

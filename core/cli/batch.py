@@ -23,6 +23,7 @@ from typing import Any, TextIO
 from core.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
+    Target,
     UsageError,
     add_target_arguments,
     add_timeout_arguments,
@@ -212,81 +213,100 @@ def cmd_batch(args: argparse.Namespace) -> int:
     display = BatchDisplay(sys.stderr, enabled=not args.quiet)
     with Store() as store:
         store.check_writable()  # a batch lives in the history: refuse before anything is sent
-        batches = Batches(store)
-        rejected = 0
         if args.resume is not None:
-            record = _find_batch(batches, args, data)
-            settings = settings_from_dict(record.settings)
-            provider_id = args.provider or settings.provider
-            demo = get_provider(provider_id).is_demo
-            target_cm = open_target(
-                provider_id,
-                base_url=args.base_url or (None if demo else settings.base_url),
-                model=args.model or settings.model,
-                api_key_env=args.api_key_env or settings.api_key_env,
-                demo_rate=args.demo_rate,
-                demo_path=url_path(settings.base_url) if demo else None,
-            )
+            batch_id, progress, rejected = _resume_batch(args, store, data, display)
         else:
-            parsed = parse_items(data, args.input.name)
-            report_row_errors(args.input.name, parsed.errors)
-            rejected = len(parsed.errors)
-            if not parsed.items:
-                raise UsageError(f"{args.input} has no usable rows")
-            target_cm = open_target(
-                args.provider or DEFAULT_PROVIDER,
-                base_url=args.base_url,
-                model=args.model,
-                api_key_env=args.api_key_env,
-                demo_rate=args.demo_rate,
-            )
-        with target_cm as target:
-            if args.resume is not None:
-                settings = dataclasses.replace(
-                    settings,
-                    provider=target.provider.id,
-                    base_url=target.base_url,
-                    model=target.model,
-                    **_overrides(args),
-                )
-                batch_id = record.id
-                display.line(f"resuming batch {batch_id} (history: {store.path})")
-            else:
-                settings = _new_settings(args, target, display)
-                items, problems = check_items(parsed.items, settings)
-                report_row_errors(args.input.name, problems)
-                rejected += len(problems)
-                if not items:
-                    raise UsageError(f"{args.input} has no row that can run with these settings")
-                batch_id = create_batch(
-                    store,
-                    items,
-                    settings,
-                    title=args.title or args.input.name,
-                    source=str(args.input.resolve()),
-                    source_data=data,
-                    concurrency=args.concurrency,
-                )
-                display.line(f"batch {batch_id}: {len(items)} items (history: {store.path})")
-            cap = concurrency_cap(settings.provider)
-            if args.concurrency and args.concurrency > cap:
-                display.line(f"note: concurrency capped at {cap} for {target.provider.label}")
-            runner = BatchRunner(
-                store,
-                batch_id,
-                api_key=target.api_key,
-                settings=settings,
-                concurrency=args.concurrency,
-                retry_failed=not args.skip_failed,
-                timeouts=timeouts_from_args(args),
-                on_item=display.item_ended,
-            )
-            progress = _drive(runner, display)
+            batch_id, progress, rejected = _new_batch(args, store, data, display)
         _write_outputs(args, store, batch_id)
     return _finish(args, progress, rejected, display)
 
 
-def _new_settings(args: argparse.Namespace, target: Any, display: BatchDisplay) -> RunSpec:
+def _resume_batch(
+    args: argparse.Namespace, store: Store, data: bytes, display: BatchDisplay
+) -> tuple[str, BatchProgress, int]:
+    """``--resume``: the batch's stored settings, with what the command line changes; no row is rejected."""
+    record = _find_batch(Batches(store), args, data)
+    settings = settings_from_dict(record.settings)
+    provider_id = args.provider or settings.provider
+    demo = get_provider(provider_id).is_demo
+    with open_target(
+        provider_id,
+        base_url=args.base_url or (None if demo else settings.base_url),
+        model=args.model or settings.model,
+        api_key_env=args.api_key_env or settings.api_key_env,
+        demo_rate=args.demo_rate,
+        demo_path=url_path(settings.base_url) if demo else None,
+    ) as target:
+        settings = dataclasses.replace(
+            settings,
+            provider=target.provider.id,
+            base_url=target.base_url,
+            model=target.model,
+            **_overrides(args),
+        )
+        display.line(f"resuming batch {record.id} (history: {store.path})")
+        return record.id, _run(args, store, record.id, settings, target, display), 0
+
+
+def _new_batch(
+    args: argparse.Namespace, store: Store, data: bytes, display: BatchDisplay
+) -> tuple[str, BatchProgress, int]:
+    """A new batch from the file's rows; the bad ones (and those these settings cannot run) are counted."""
+    parsed = parse_items(data, args.input.name)
+    report_row_errors(args.input.name, parsed.errors)
+    if not parsed.items:
+        raise UsageError(f"{args.input} has no usable rows")
+    with open_target(
+        args.provider or DEFAULT_PROVIDER,
+        base_url=args.base_url,
+        model=args.model,
+        api_key_env=args.api_key_env,
+        demo_rate=args.demo_rate,
+    ) as target:
+        settings = _new_settings(args, target, display)
+        items, problems = check_items(parsed.items, settings)
+        report_row_errors(args.input.name, problems)
+        if not items:
+            raise UsageError(f"{args.input} has no row that can run with these settings")
+        batch_id = create_batch(
+            store,
+            items,
+            settings,
+            title=args.title or args.input.name,
+            source=str(args.input.resolve()),
+            source_data=data,
+            concurrency=args.concurrency,
+        )
+        display.line(f"batch {batch_id}: {len(items)} items (history: {store.path})")
+        progress = _run(args, store, batch_id, settings, target, display)
+    return batch_id, progress, len(parsed.errors) + len(problems)
+
+
+def _run(
+    args: argparse.Namespace,
+    store: Store,
+    batch_id: str,
+    settings: RunSpec,
+    target: Target,
+    display: BatchDisplay,
+) -> BatchProgress:
+    cap = concurrency_cap(settings.provider)
+    if args.concurrency and args.concurrency > cap:
+        display.line(f"note: concurrency capped at {cap} for {target.provider.label}")
+    runner = BatchRunner(
+        store,
+        batch_id,
+        api_key=target.api_key,
+        settings=settings,
+        concurrency=args.concurrency,
+        retry_failed=not args.skip_failed,
+        timeouts=timeouts_from_args(args),
+        on_item=display.item_ended,
+    )
+    return _drive(runner, display)
+
+
+def _new_settings(args: argparse.Namespace, target: Target, display: BatchDisplay) -> RunSpec:
     settings = spec_from_args(_with_defaults(args), target, "")
     settings.messages = [{"role": "system", "content": args.system}] if args.system else []
     with Client(

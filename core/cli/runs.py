@@ -21,7 +21,10 @@ from core.cli.common import (
 )
 from core.cli.run import add_limit_arguments, add_output_arguments, execute, report
 from core.services.export import download_name, export
+from core.services.round_requests import RequestUnavailable, curl_command, round_request
+from core.services.steering import edited
 from core.services.store import RUN_STATUSES, Store, StoreError
+from core.types import RunResult
 
 FORMATS = ("md", "txt", "json", "csv")
 
@@ -37,9 +40,18 @@ def add_runs_parser(sub: Any) -> None:
     listing.add_argument("--status", choices=RUN_STATUSES)
     listing.add_argument("--limit", type=positive_int, default=20)
 
-    show = verbs.add_parser("show", help="a run's rounds and totals")
+    show = verbs.add_parser("show", help="a run's rounds and totals, or one round's request")
     show.add_argument("run_id")
     show.add_argument("--text", action="store_true", help="also print the assembled answer")
+    show.add_argument(
+        "--round",
+        type=positive_int,
+        metavar="N",
+        help="print round N's request body as sent (JSON; where it went on stderr)",
+    )
+    show.add_argument(
+        "--curl", action="store_true", help="with --round: print it as a curl command ($API_KEY for the key)"
+    )
 
     export = verbs.add_parser("export", help="write a run as md, txt, json or csv")
     export.add_argument("run_id")
@@ -52,6 +64,9 @@ def add_runs_parser(sub: Any) -> None:
     resume.add_argument("--api-key-env", metavar="NAME", help="the variable holding the key")
     resume.add_argument("--base-url", help="another base URL for the same provider")
     resume.add_argument("--demo-rate", type=float, default=0.0, help="demo runs: tokens per second")
+    resume.add_argument(
+        "--from-file", type=Path, metavar="FILE", help="go on from this edited text (- stdin)"
+    )
     add_output_arguments(resume)
     add_timeout_arguments(resume)
 
@@ -65,7 +80,7 @@ def _when(timestamp: float | None) -> str:
     return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
 
 
-def _find(store: Store, run_id: str) -> str:
+def find_run(store: Store, run_id: str) -> str:
     """Accept a unique prefix of a run id, as git does."""
     if store.exists(run_id):
         return run_id
@@ -87,7 +102,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         store.mark_interrupted()
         if args.verb == "list":
             return _list(store, args)
-        run_id = _find(store, args.run_id)
+        run_id = find_run(store, args.run_id)
         if args.verb == "show":
             return _show(store, run_id, args)
         if args.verb == "export":
@@ -120,7 +135,11 @@ def _list(store: Store, args: argparse.Namespace) -> int:
 
 
 def _show(store: Store, run_id: str, args: argparse.Namespace) -> int:
+    if args.curl and args.round is None:
+        raise UsageError("--curl prints one round's request: add --round N")
     result = store.load(run_id)
+    if args.round is not None:
+        return _show_request(result, args.round, curl=args.curl)
     summary = store.summary(run_id)
     spec = result.spec
     print(f"run {run_id}  ({summary.status if summary else '?'}, stop: {result.stop_reason or '-'})")
@@ -151,6 +170,33 @@ def _show(store: Store, run_id: str, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _show_request(result: RunResult, index: int, *, curl: bool) -> int:
+    """Round ``index``'s request: the body (or a curl command) on stdout, where it went on stderr."""
+    try:
+        request = round_request(result, index)
+    except IndexError:
+        have = f"rounds 1 to {len(result.rounds)}" if result.rounds else "no rounds"
+        raise UsageError(f"run {result.run_id} has {have}, not round {index}") from None
+    except RequestUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    sent = f"sent {request.attempts} times (retries)" if request.attempts > 1 else "sent once"
+    held = f", {len(request.held_back):,} held back" if request.held_back else ""
+    print(
+        f"round {index}: POST {request.url} · {request.strategy} · max_tokens {request.body.get('max_tokens')} "
+        f"· {request.answer_chars:,} characters of answer so far{held} · {sent}",
+        file=sys.stderr,
+    )
+    for note in request.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if curl and request.keyed:
+        print("set API_KEY to the key first (export API_KEY=…)", file=sys.stderr)
+    out = curl_command(request).encode("utf-8") if curl else request.data  # UTF-8 whatever the locale
+    sys.stdout.buffer.write(out + b"\n")
+    sys.stdout.flush()
+    return EXIT_OK
+
+
 def _export(store: Store, run_id: str, args: argparse.Namespace) -> int:
     result = store.load(run_id)
     data = export(result, args.format)
@@ -172,6 +218,12 @@ def _resume(run_id: str, args: argparse.Namespace) -> int:
             print(f"error: run {run_id} is still running in another process", file=sys.stderr)
             return EXIT_ERROR
         result = store.load(run_id)
+    if args.from_file is not None:  # the run records the edit and goes on from exactly this text
+        try:
+            text = sys.stdin.read() if str(args.from_file) == "-" else args.from_file.read_text("utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read --from-file {args.from_file}: {exc.strerror or exc}") from exc
+        edited(result, text)
     spec = result.spec
     for name in ("max_tokens", "max_rounds", "target_tokens", "context_window", "strategy", "cost_limit"):
         value = getattr(args, name)

@@ -10,8 +10,14 @@ Each round sends the conversation plus the answer so far (built by the
 strategy, :mod:`core.continuation.strategies`), streams the reply, and the engine decides:
 continue only when the round was truncated (``TRUNCATED_FINISH_REASONS``), or
 when the stream broke off (a *recovery* round continues from the text kept).
-Budget and token accounting live in :mod:`core.continuation.budget`, seams in
-:mod:`core.continuation.seams`, one round's streaming in :mod:`core.continuation.rounds`.
+The next request is planned in :mod:`core.continuation.planning`; tokens and cost
+are booked in :mod:`core.continuation.ledger` (estimates in :mod:`core.continuation.budget`);
+one round's requests and retries are :mod:`core.continuation.rounds`, its deltas
+become events in :mod:`core.continuation.reader`; seams are checked in
+:mod:`core.continuation.seamcheck` (the text checks are :mod:`core.continuation.seams`).
+
+Per chunk the engine costs one Delta: the events of one network read travel up
+the generators as one list, and :func:`run` hands them out one by one.
 
 The engine never raises a ContinuumError out of the generator: it records an
 :class:`~core.types.ErrorInfo` and stops with ``"error"``. Closing the
@@ -20,16 +26,14 @@ generator early closes the HTTP stream.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Generator, Iterator
-from typing import Any
 
-from core.continuation import budget, seams
-from core.continuation.probe import self_consistency
-from core.continuation.reasoning import ThinkSplitter
-from core.continuation.rounds import Outcome, Plan, RetryPolicy, RoundStreamer
-from core.continuation.strategies import Think, get_strategy, prefill_text
+from core.continuation import seamcheck, seams
+from core.continuation.ledger import Ledger
+from core.continuation.planning import plan_round
+from core.continuation.rounds import Outcome, Plan, RetryPolicy, RoundStreamer, Step
+from core.continuation.strategies import Think, get_strategy
 from core.types import (
     TRUNCATED_FINISH_REASONS,
     CancelToken,
@@ -47,7 +51,6 @@ from core.types import (
 )
 from core.wire.client import Client, Timeouts
 from core.wire.errors import (
-    ConfigError,
     ContinuumError,
     PrefillIgnoredError,
     RateLimitError,
@@ -57,8 +60,6 @@ from core.wire.errors import (
 from core.wire.redaction import KEY_PLACEHOLDER
 
 __all__ = ["RetryPolicy", "run"]
-
-VERIFY_TOKENS = 24  # per request of a seam check
 
 REASONING_BUDGET_NOTICE = "reasoning used the whole round budget; raise max tokens per round"
 UNKNOWN_FINISH_NOTICE = (
@@ -84,9 +85,15 @@ def run(
     waits and limits for retries (tests pass tiny waits).
     """
     runner = _Runner(spec, api_key, cancel or CancelToken(), resume, client, timeouts, retry or RetryPolicy())
+    steps = runner.events()
     try:
-        yield from runner.events()
+        for step in steps:  # the Delta events of one network read come as one list: hand them out
+            if isinstance(step, list):
+                yield from step
+            else:
+                yield step
     finally:
+        steps.close()  # closes the HTTP stream of a run stopped early
         runner.close()
 
 
@@ -129,13 +136,10 @@ class _Runner:
         else:
             self.result = RunResult(spec=spec)
         self.resumed = len(self.result.rounds)
-        self.window = spec.context_window
-        self.calib = budget.Calibration.from_rounds(self.result.rounds)
+        self.ledger = Ledger(spec, self.result)
         self.fences = seams.FenceTracker()
         self.reasoning_parts = [r.reasoning for r in self.result.rounds]
         self.think: Think = None  # <think> reasoning in content while the answer is empty
-        # the last request: (chars, messages, prompt tokens, completion tokens, generated chars)
-        self.prev: tuple[int, int, int, int, int] | None = None
         last = self.result.rounds[-1] if self.result.rounds else None
         self.recovery_next = bool(last and last.error and last.finish_reason is None)
         self.recoveries = 0
@@ -145,8 +149,6 @@ class _Runner:
         self.seam_checked = bool(self.resumed)  # the first seam at temperature 0 is checked once
         self.told: set[str] = set()  # kinds of seam flag already told as a Notice
         self.error: ErrorInfo | None = None
-        self.produced = self.result.completion_tokens  # running totals, not re-summed per round
-        self.spent = self.result.cost or 0.0
 
     def close(self) -> None:
         if self._own_client and self.client is not None:
@@ -154,7 +156,7 @@ class _Runner:
 
     # ------------------------------------------------------------ top level
 
-    def events(self) -> Iterator[Event]:
+    def events(self) -> Generator[Step, None, None]:
         yield RunStarted(self.spec, resumed_rounds=self.resumed)
         try:
             self.strategy = get_strategy(self.spec.strategy)
@@ -174,7 +176,7 @@ class _Runner:
         result.finished_at = time.time()
         yield RunFinished(stop, result, self.error)
 
-    def _loop(self) -> Generator[Event, None, str]:
+    def _loop(self) -> Generator[Step, None, str]:
         while True:
             stop = self._limit_reached()
             if stop:
@@ -206,97 +208,33 @@ class _Runner:
             return "cancelled"
         if len(result.rounds) >= spec.max_rounds:
             return "max_rounds"
-        if spec.target_tokens and self.produced >= spec.target_tokens:
+        if spec.target_tokens and self.ledger.produced >= spec.target_tokens:
             return "target_reached"
-        if spec.cost_limit is not None and self.spent >= spec.cost_limit:
+        if spec.cost_limit is not None and self.ledger.spent >= spec.cost_limit:
             return "cost_limit"
         return None
 
-    def _context_tokens(self, body: dict[str, Any]) -> tuple[int, int]:
-        """Estimated prompt tokens of ``body`` and its size in characters."""
-        chars, messages = budget.sent_size(body)
-        if self.prev is None:
-            return budget.estimate_prompt(chars, messages, self.calib), chars
-        sent, sent_messages, prompt, completion, generated = self.prev
-        tokens = budget.next_prompt_tokens(
-            prev_prompt=prompt,
-            prev_completion=completion,
-            generated_chars=generated,
-            delta_chars=chars - sent,
-            calib=self.calib,
-        )
-        return tokens + budget.MESSAGE_OVERHEAD_TOKENS * max(0, messages - sent_messages), chars
-
     def _plan_round(self) -> Plan | str:
         """The next request, or a stop reason when none should be sent."""
-        spec, rounds = self.spec, self.result.rounds
-        if spec.max_tokens < 1:
-            raise ConfigError(f"max_tokens per round is {spec.max_tokens}.", "Set it to at least 1.")
         full = self.result.text
-        reasoning = "".join(self.reasoning_parts) if not full else ""
-        think = self.think if not full else None
-        body = self.strategy.build(spec, full, reasoning, think=think)[1]
-        context, chars = self._context_tokens(body)
-        room = budget.round_budget(
-            spec, context_tokens=context, produced_tokens=self.produced, window=self.window
+        plan = plan_round(
+            self.spec,
+            self.result.rounds,
+            self.strategy,
+            self.ledger,
+            full=full,
+            reasoning="".join(self.reasoning_parts) if not full else "",
+            think=self.think if not full else None,
+            check_seam=not self.seam_checked,
         )
-        if room.exhausted:
-            return "context_exhausted"
-        last = rounds[-1] if rounds else None
-        verify = (  # the first seam at temperature 0: hold back whole words and check they come back
-            not self.seam_checked
-            and spec.temperature == 0
-            and last is not None
-            and last.finish_reason in TRUNCATED_FINISH_REASONS
-            and self.strategy.holds_back
-        )
-        held = 0
-        if last and last.text and self.strategy.holds_back:
-            hold = seams.hold_back_to_verify if verify else seams.hold_back
-            held = hold(last.text, room.max_tokens)
-        verify = verify and held > 0
-        answer = full[: len(full) - held]
-        endpoint, body = self.strategy.build(spec, answer, reasoning, think=think)
-        if held:
-            context, chars = self._context_tokens(body)
-            room = budget.round_budget(
-                spec, context_tokens=context, produced_tokens=self.produced, window=self.window
-            )
-        body["max_tokens"] = room.max_tokens
-        spent = self.spent + budget.prompt_cost(spec.prices, context)
-        if spec.cost_limit is not None and spec.prices is not None and spent > spec.cost_limit:
-            return "cost_limit"
-        held_text = ""
-        if verify:
+        if isinstance(plan, Plan) and plan.verify:
             self.seam_checked = True
-        if held and last is not None:  # committed: the previous round gives its tail back
-            held_text = last.text[-held:]
-            last.held_back = held_text + last.held_back
-            last.text = last.text[:-held]
-        prefill = prefill_text(answer, reasoning, think)
-        splitter = None
-        if not answer:
-            splitter = ThinkSplitter(inside=think == "open", closed=think == "closed", empty=not reasoning)
-        return Plan(
-            endpoint=endpoint,
-            body=body,
-            held=held,
-            answer=answer,
-            prefill=prefill,
-            prompt_estimate=context,
-            sent_chars=chars,
-            held_text=held_text,
-            verify=verify,
-            reply_filter=self.strategy.reply_filter(prefill),
-            splitter=splitter,
-        )
+        return plan
 
     # ------------------------------------------------------------ after a round
 
     def _close_round(self, rnd: Round, plan: Plan, outcome: Outcome) -> None:
         spec, got = self.spec, outcome.got
-        if plan.window:  # named by an overflow error: the server knows best
-            self.window = min(self.window or plan.window, plan.window)
         content = "".join(got.content)
         reasoning = "".join(got.reasoning)
         cut = outcome.kind == "broken" or (got.finish_reason or "") in TRUNCATED_FINISH_REASONS
@@ -317,47 +255,7 @@ class _Runner:
                 rnd.error = final_info(error, rnd.retries + 1).message
             else:
                 rnd.error = str(error)
-        rnd.max_tokens = plan.max_tokens  # what was sent last (an overflow may have lowered it)
-        generated = len(content) + len(reasoning)
-        usage = got.usage
-        if usage is not None and (usage.completion_tokens or usage.prompt_tokens):
-            why = budget.implausible_usage(
-                usage,
-                max_tokens=plan.max_tokens,
-                generated_chars=generated,
-                sent_chars=plan.sent_chars,
-                window=self.window,
-            )
-            if why:
-                usage = None
-                rnd.seam_flags.append(
-                    {
-                        "kind": "usage_ignored",
-                        "message": "the server's token counts cannot be true ("
-                        + "; ".join(why)
-                        + "); Continuum estimated them instead",
-                    }
-                )
-        if usage is not None and (usage.completion_tokens or usage.prompt_tokens):
-            rnd.completion_tokens = usage.completion_tokens
-            rnd.cached_tokens = usage.cached_tokens
-            rnd.reasoning_tokens = usage.reasoning_tokens
-            self.calib.observe(usage.completion_tokens, generated, from_server=True)
-            rnd.prompt_tokens = usage.prompt_tokens or plan.prompt_estimate
-            rnd.prompt_estimated = not usage.prompt_tokens
-        else:
-            self.calib.observe(got.chunks, generated, from_server=False)
-            rnd.completion_tokens = budget.estimate_completion(generated, got.chunks, self.calib)
-            rnd.completion_estimated = True
-            billed = got.chunks > 0 or outcome.kind == "ok"
-            rnd.prompt_tokens = plan.prompt_estimate if billed else 0
-            rnd.prompt_estimated = billed
-        rnd.cost = budget.round_cost(spec.prices, rnd.prompt_tokens, rnd.completion_tokens, rnd.cached_tokens)
-        self.produced += rnd.completion_tokens
-        self.spent += rnd.cost or 0.0
-        if rnd.prompt_tokens:
-            messages = budget.sent_size(plan.body)[1]
-            self.prev = (plan.sent_chars, messages, rnd.prompt_tokens, rnd.completion_tokens, generated)
+        self.ledger.account(rnd, plan, got, generated=len(content) + len(reasoning), ok=outcome.kind == "ok")
         if got.redacted:
             rnd.seam_flags.append(
                 {
@@ -368,96 +266,30 @@ class _Runner:
                 }
             )
         if plan.answer and content:
-            self._check_seam(rnd, plan, content)
+            seamcheck.check_content(rnd, plan, content, self.strategy.name, self.fences)
         elif not plan.answer and plan.prefill and reasoning:
-            self._check_reasoning_seam(rnd, plan, reasoning)
+            seamcheck.check_reasoning(rnd, "".join(self.reasoning_parts[:-1]), reasoning)
         self.result.rounds.append(rnd)
 
-    def _check_seam(self, rnd: Round, plan: Plan, content: str) -> None:
-        answer, flags = plan.answer, rnd.seam_flags
-        dropped = plan.reply_filter.dropped if plan.reply_filter is not None else ""
-        restart = seams.check_restart(answer, content)
-        if restart is not None:
-            restart["discarded_chars"] = len(content)
-            flags.append(restart)
-            rnd.text = ""
-            return
-        check_tail = seams.check_rewritten if plan.verify else seams.check_held_back
-        dropped_tail = check_tail(plan.held_text, content, rnd.index - 1)
-        if dropped_tail is not None:
-            flags.append(dropped_tail)
-        if dropped and self.strategy.name == "instruction":
-            flags.append(
-                {
-                    "kind": "overlap",
-                    "message": f"removed {len(dropped)} repeated characters at the start of the round",
-                    "chars": len(dropped),
-                    "removed": True,
-                    "excerpt": dropped[:80],
-                }
-            )
-        else:
-            overlap = seams.check_overlap(answer, content)
-            if overlap is not None:
-                flags.append(overlap)
-        flags.extend(seams.check_structure(answer, self.fences))
-        tail = answer[-seams.LOOP_WINDOW :]
-        loop = seams.check_repetition(tail + content) or seams.check_repeated_round(tail, content)
-        if loop is not None:
-            flags.append(loop)
-
     def _verify_seam(self, rnd: Round, plan: Plan, outcome: Outcome) -> Generator[Event]:
-        """A round that did not write the held-back tail again may be a new turn: check it.
-
-        Two short requests at temperature 0 from the answer before the round (DESIGN §6: a server
-        that continues is self-consistent, :func:`core.continuation.probe.judge`). A new turn's text is
-        discarded and flagged ``restart``; the run then stops with PrefillIgnoredError.
-        """
-        dropped = next((f for f in rnd.seam_flags if f["kind"] == "dropped"), None)
-        if dropped is None or not rnd.text or outcome.kind == "cancelled" or self.cancel.cancelled:
+        """A round that did not write the held-back tail again may be a new turn: check it
+        (:func:`core.continuation.seamcheck.self_consistent`). A new turn's text is discarded and
+        flagged ``restart``; the run then stops with PrefillIgnoredError."""
+        dropped = seamcheck.to_verify(rnd)
+        if dropped is None or outcome.kind == "cancelled" or self.cancel.cancelled:
             return
         yield Notice(
             f"round {rnd.index} did not write again the end of round {rnd.index - 1}; checking with two "
             "short requests at temperature 0 that the server continues the text sent",
             rnd.index,
         )
-        verdict = self._self_consistent(plan)
-        dropped["verified"] = verdict
-        if verdict == "ignored":
-            rnd.seam_flags.append(
-                {
-                    "kind": "restart",
-                    "message": "the new round did not continue the text sent: at temperature 0 the server "
-                    "is not self-consistent across a seam, so it starts a new turn",
-                    "structural": True,
-                    "discarded_chars": len(rnd.text),
-                    "excerpt": rnd.text[:80],
-                }
+        verdict = "unclear"
+        if self.client is not None:
+            window = self.ledger.window
+            verdict = seamcheck.self_consistent(
+                self.client, self.strategy, self.spec, plan, window, self.cancel
             )
-            rnd.text = ""
-
-    def _self_consistent(self, plan: Plan) -> str:
-        """The probe's verdict for this run's own conversation at this seam ("unclear" on any error)."""
-        room = budget.round_budget(
-            self.spec, context_tokens=plan.prompt_estimate, produced_tokens=0, window=self.window
-        )
-        if room.max_tokens < 2 * VERIFY_TOKENS or self.client is None:
-            return "unclear"
-        spec = dataclasses.replace(self.spec, temperature=0.0, seed=0, max_tokens=VERIFY_TOKENS)
-        try:
-            return self_consistency(self.client, self.strategy, spec, plan.answer, self.cancel).verdict
-        except ContinuumError:
-            return "unclear"
-
-    def _check_reasoning_seam(self, rnd: Round, plan: Plan, reasoning: str) -> None:
-        """A round continuing the reasoning: does it restart or loop?"""
-        before = "".join(self.reasoning_parts[:-1])
-        flag = seams.check_restart(before, reasoning) or seams.check_repetition(
-            before[-seams.LOOP_WINDOW :] + reasoning
-        )
-        if flag is not None:
-            flag["in_reasoning"] = True
-            rnd.seam_flags.append(flag)
+        seamcheck.judge(rnd, dropped, verdict)
 
     def _after_round(self, rnd: Round, plan: Plan, outcome: Outcome) -> Generator[Event, None, str | None]:
         kind = outcome.kind

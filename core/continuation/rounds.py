@@ -1,10 +1,7 @@
 """One round on the wire: open the stream, retry what may be retried, turn chunks into deltas.
 
-:class:`RoundStreamer` is the engine's per-chunk path, so it is kept lean: a
-chunk becomes one :class:`~core.types.Delta` and one list append. Only the
-first chunks of a round may take a slower path (an echo or overlap filter
-deciding what to drop, a ``<think>`` splitter at the start of an answer);
-both drop out as soon as they are decided.
+:class:`RoundStreamer` sends a round's requests; each one's deltas become events
+in :class:`~core.continuation.reader.RoundReader`, the engine's per-chunk path.
 
 Retries (:class:`RetryPolicy`): a 429 waits for ``Retry-After`` (or
 ``retry-after-ms``) when the server gives one, else exponential backoff with
@@ -21,13 +18,14 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.continuation.budget import MIN_ROUND_TOKENS
+from core.continuation.reader import Got, RoundReader
 from core.continuation.reasoning import ThinkSplitter
-from core.continuation.strategies import ReplyFilter, Think
-from core.types import CancelToken, Delta, Event, Notice, Retrying, Round, RunSpec, StreamDelta, Usage
+from core.continuation.strategies import ReplyFilter
+from core.types import CancelToken, Delta, Event, Notice, Retrying, Round, RunSpec
 from core.wire.client import Client
 from core.wire.errors import (
     APIStatusError,
@@ -39,7 +37,10 @@ from core.wire.errors import (
     ServerError,
     sentence,
 )
-from core.wire.redaction import StreamRedactor
+
+Step = Event | list[Delta]
+"""What the round and the engine's loop yield: an event, or the Delta events of one network read
+(:mod:`core.continuation.reader`); :func:`core.continuation.engine.run` hands them out one by one."""
 
 OutcomeKind = Literal["ok", "broken", "failed", "cancelled", "error", "exhausted"]
 # ok: the round ended with a finish_reason · broken: the stream was cut after text (a transport
@@ -95,19 +96,6 @@ class Plan:
 
 
 @dataclass
-class Got:
-    """What a round received."""
-
-    content: list[str] = field(default_factory=list)
-    reasoning: list[str] = field(default_factory=list)
-    chunks: int = 0  # chunks that carried text
-    finish_reason: str | None = None
-    usage: Usage | None = None
-    think: Think = None  # where <think> reasoning in the content stood at the end
-    redacted: int = 0  # API keys replaced in what the server sent
-
-
-@dataclass
 class Outcome:
     kind: OutcomeKind
     got: Got
@@ -141,38 +129,45 @@ class RoundStreamer:
         self.keep_reasoning = spec.reasoning == "separate"
         self.rng = random.Random()
         self.secrets = client.secrets
-        self._red: tuple[StreamRedactor, StreamRedactor] | None = None
 
-    def stream(self, rnd: Round, plan: Plan) -> Generator[Event, None, Outcome]:
-        """Stream one round into ``rnd`` (timings, retries), yielding Delta/Retrying/Notice events."""
+    def stream(self, rnd: Round, plan: Plan) -> Generator[Step, None, Outcome]:
+        """Stream one round into ``rnd`` (timings, retries), yielding Retrying and Notice events
+        and the Delta events in lists (:data:`Step`)."""
         got = Got()
         attempt = 0
         while True:
             attempt += 1
             start = time.monotonic()
-            if self.secrets:  # a key echoed inside the text never reaches an event or the store
-                self._red = (StreamRedactor(self.secrets), StreamRedactor(self.secrets))
             streamed = not plan.unstreamed
             if plan.endpoint == "completions":
                 stream = self.client.stream_completion(plan.body, streamed=streamed)
             else:
                 stream = self.client.stream_chat(plan.body, streamed=streamed)
+            reader = RoundReader(
+                rnd,
+                got,
+                start=start,
+                reply_filter=plan.reply_filter,
+                splitter=plan.splitter,
+                keep_reasoning=self.keep_reasoning,
+                secrets=self.secrets,
+            )
             unregister = self.cancel.register(stream.abort)
             try:
-                yield from self._consume(stream, rnd, plan, got, start)
+                yield from reader.read(stream.batches())
                 if plan.unstreamed and not got.chunks and stream.finish_reason is None:
                     raise _empty_twice(stream.url)
                 got.finish_reason = stream.finish_reason
                 got.usage = stream.usage
-                yield from self._flush(plan, got, cut=(stream.finish_reason or "") != "stop", index=rnd.index)
+                yield reader.flush(cut=(stream.finish_reason or "") != "stop")
                 return Outcome("ok", got)
             except ContinuumError as exc:
                 got.usage = stream.usage
                 if self.cancel.cancelled:
-                    yield from self._flush(plan, got, cut=True, index=rnd.index, broken=True)
+                    yield reader.flush(cut=True, broken=True)
                     return Outcome("cancelled", got, exc)
                 if got.chunks:
-                    yield from self._flush(plan, got, cut=True, index=rnd.index, broken=True)
+                    yield reader.flush(cut=True, broken=True)
                     if isinstance(exc, ContextOverflowError):
                         return Outcome("exhausted", got, exc)
                     if isinstance(exc, APIStatusError) and exc.retryable:
@@ -207,102 +202,6 @@ class RoundStreamer:
                 unregister()
                 stream.close()
                 rnd.duration_s = time.monotonic() - start
-
-    def _consume(self, stream: Any, rnd: Round, plan: Plan, got: Got, start: float) -> Generator[Event]:
-        """The per-chunk path."""
-        content_append = got.content.append
-        reasoning_append = got.reasoning.append
-        keep_reasoning = self.keep_reasoning
-        index = rnd.index
-        filt = plan.reply_filter
-        split = plan.splitter
-        slow = filt is not None or split is not None
-        first = True
-        red = self._red
-        for delta in stream:
-            text = delta.content
-            if red is not None:
-                text = red[0].feed(text) if text else text
-                if delta.reasoning:
-                    delta = StreamDelta(text, red[1].feed(delta.reasoning))
-            if text:
-                got.chunks += 1
-                if first:
-                    first = False
-                    rnd.ttft_s = time.monotonic() - start
-                if slow:
-                    if filt is not None:
-                        text = filt.feed(text)
-                    yield from self._route(text, plan, got, index)
-                    slow = (filt is not None and not filt.decided) or (
-                        split is not None and not split.passthrough
-                    )
-                else:
-                    content_append(text)
-                    yield Delta(text, "content", index)
-            text = delta.reasoning
-            if text:
-                got.chunks += 1
-                if first:
-                    first = False
-                    rnd.ttft_s = time.monotonic() - start
-                reasoning_append(text)
-                if keep_reasoning:
-                    yield Delta(text, "reasoning", index)
-
-    def _route(self, text: str, plan: Plan, got: Got, index: int) -> Generator[Event]:
-        """Content through the <think> splitter (the start of an answer only)."""
-        if not text:
-            return
-        split = plan.splitter
-        if split is None:
-            got.content.append(text)
-            yield Delta(text, "content", index)
-            return
-        pieces = split.feed(text)
-        for kind, piece in pieces:
-            if kind == "content":
-                got.content.append(piece)
-                yield Delta(piece, "content", index)
-            else:
-                got.reasoning.append(piece)
-                if self.keep_reasoning:
-                    yield Delta(piece, "reasoning", index)
-
-    def _flush(
-        self, plan: Plan, got: Got, *, cut: bool, index: int, broken: bool = False
-    ) -> Generator[Event]:
-        """End of the round: release whatever the reply filter or the splitter still holds.
-
-        ``broken``: the stream failed. What an undecided filter holds may still be (the start
-        of) an echo or an overlap, so it is dropped, not released: nothing is lost, since the
-        next round continues from the answer without it.
-        """
-        filt = plan.reply_filter
-        red = self._red
-        if red is not None:
-            held, held_reasoning = red[0].flush(), red[1].flush()
-            got.redacted += red[0].count + red[1].count
-            if held:
-                yield from self._route(filt.feed(held) if filt is not None else held, plan, got, index)
-            if held_reasoning:
-                got.reasoning.append(held_reasoning)
-                if self.keep_reasoning:
-                    yield Delta(held_reasoning, "reasoning", index)
-        text = filt.flush() if filt is not None and not (broken and not filt.decided) else ""
-        yield from self._route(text, plan, got, index)
-        split = plan.splitter
-        if split is not None:
-            if split.opened:
-                got.think = "closed" if split.closed else "open"
-            for kind, piece in split.finish(cut=cut):
-                if kind == "content":
-                    got.content.append(piece)
-                    yield Delta(piece, "content", index)
-                else:
-                    got.reasoning.append(piece)
-                    if self.keep_reasoning:
-                        yield Delta(piece, "reasoning", index)
 
     def _lower(self, plan: Plan, rnd: Round, exc: ContextOverflowError) -> Notice | None:
         """Lower max_tokens once to what the server says fits; None when it cannot fit."""

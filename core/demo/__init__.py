@@ -46,8 +46,11 @@ Models
 | demo          | 8192    | 0.10 / 0.40         |                             |
 | demo-32k      | 32768   | 0.20 / 0.80         |                             |
 | demo-reasoner | 32768   | 0.50 / 2.00         | reasons first, then answers |
+| demo-1m       | 1048576 | 0.30 / 1.20         | a 1M-token answer in one run |
 
-Output cap: 4096 tokens per request for every model. A larger ``max_tokens``
+Output cap: 4096 tokens per request for every model (so a 1,000,000-token answer on
+demo-1m takes ~245 continuation rounds, each re-sending the answer so far: up to ~6 MB
+of prefill per request, read in linear time, see "Tokens and usage"). A larger ``max_tokens``
 (or ``max_completion_tokens``) is lowered to 4096 silently; a missing one means
 ``min(4096, context - prompt_tokens)``. Then, if ``prompt_tokens + max_tokens >
 context``, the request fails with HTTP 400 in the wording of the ``overflow``
@@ -75,6 +78,10 @@ Tokens and usage
 A demo token is ``\\s*\\S{1,12}``: leading whitespace plus up to 12 non-space
 characters (longer words split; trailing whitespace at the very end is a token).
 ``count_tokens(text)`` counts them. Each SSE chunk carries exactly one token.
+A long assistant message (4096 characters or more) that is the start of the document
+answering the user message before it is counted off that document instead of being
+tokenized again (``Document.prefix_tokens``: one compare and a bisection; the same
+number), so every continuation round costs time linear in its prefill, not more.
 ``completion_tokens`` = tokens emitted (reasoning included; an echoed prefill is
 not billed). ``prompt_tokens`` = for chat, the tokens of every message's text
 content + 4 per message (``reasoning_content`` of assistant messages is ignored);
@@ -205,6 +212,19 @@ comments or slow bytes for silence, or a server too starved to write in time
 (``abandoned_silence_s``: the shortest, by kind, of those windows' longest gaps
 between two writes; at or above the client's idle timeout, the server was silent).
 
+Replay
+------
+``start_demo_server(replay=transcript, speed=1.0)`` (a transcript dict, or the path
+of a file) and ``python -m core demo --replay FILE [--speed 2]`` (``--replay-run
+RUN_ID``: a run from the history) also serve a recorded run as the model
+``replay`` (and under the run's own model name when it is not a demo model's):
+the recorded rounds, texts, finish reasons, usage and reasoning, at the recorded
+time to first token and duration divided by ``speed`` (0 = no waiting). The
+transcript is the JSON download of a run (``core/demo/transcripts/`` holds two
+samples); a prefill that departs from the recording gets an empty answer with
+``finish_reason: "stop"``. ``server.replay`` is the :class:`Replay`; the details,
+and what each request gets, are in ``core.demo.replay``.
+
 Errors are OpenAI-style ``{"error": {"message", "type", "param", "code"}}``
 with the HTTP status: unknown model 404 "The model `X` does not exist";
 body that is not JSON 400; missing or malformed fields 422.
@@ -212,17 +232,28 @@ body that is not JSON 400; missing or malformed fields 422.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from core.demo.behaviours import behaviour_url
 from core.demo.document import demo_document, demo_reasoning
+from core.demo.recording import Recording, ReplayError, load_transcript
+from core.demo.replay import Replay
 from core.demo.server import DemoServer, main, start_demo_server
 from core.demo.tokens import count_tokens
 
+TRANSCRIPTS = Path(__file__).with_name("transcripts")  # the sample transcripts to replay
+
 __all__ = [
+    "TRANSCRIPTS",
     "DemoServer",
+    "Recording",
+    "Replay",
+    "ReplayError",
     "behaviour_url",
     "count_tokens",
     "demo_document",
     "demo_reasoning",
+    "load_transcript",
     "main",
     "start_demo_server",
 ]

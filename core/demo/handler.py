@@ -24,7 +24,8 @@ from core.demo.chunks import completion_body
 from core.demo.errors import DemoError
 from core.demo.models import CREATED, MODELS
 from core.demo.pacer import Pacer, PacerStopped
-from core.demo.replies import Plan, plan_chat, plan_completion, render
+from core.demo.replay import Replay
+from core.demo.replies import Plan, Rendered, plan_chat, plan_completion, render
 from core.demo.streaming import build_events, drop_point, keep_alive, send_events
 
 MAX_BODY = 64 * 1024 * 1024
@@ -55,6 +56,7 @@ class DemoHTTPServer(ThreadingHTTPServer):
         self.active = 0
         self.pacer = Pacer()
         self.chaos = Ledger()  # chaos draws and every fault injected, by prefix and kind
+        self.replay: Replay | None = None  # a recorded run served as a model (core.demo.replay)
         super().__init__(address, DemoHandler)
 
     def next_fault_count(self, key: str) -> int:
@@ -186,12 +188,13 @@ class DemoHandler(BaseHTTPRequestHandler):
             self._check_auth(behaviours)
             if route == "/models" and method == "GET":
                 with_meta = "with_meta" in parse_qs(url.query).get("filter", [])
-                self._send_json(models_list(behaviours, with_meta), headers)
+                self._send_json(models_list(behaviours, with_meta, self.server.replay), headers)
             elif route.startswith("/models/") and method == "GET":
                 name = route[len("/models/") :]
-                if name not in MODELS:
+                entries = {e["id"]: e for e in models_list(behaviours, True, self.server.replay)["data"]}
+                if name not in entries:
                     raise DemoError(404, f"The model `{name}` does not exist", code="model_not_found")
-                self._send_json(model_entry(name, behaviours, True), headers)
+                self._send_json(entries[name], headers)
             elif route in ("/chat/completions", "/completions"):
                 if method != "POST":
                     raise DemoError(405, f"{route} needs POST", code="method_not_allowed")
@@ -199,14 +202,19 @@ class DemoHandler(BaseHTTPRequestHandler):
                 self._check_faults(segment, behaviours)
                 request = parse_json(body)
                 kind = "chat" if route == "/chat/completions" else "text"
-                plan = (plan_chat if kind == "chat" else plan_completion)(request, behaviours)
+                replay = self.server.replay
+                if replay is not None and replay.serves(request):
+                    plan, out, behaviours = replay.answer(kind, request, behaviours, headers)
+                else:
+                    plan = (plan_chat if kind == "chat" else plan_completion)(request, behaviours)
+                    out = render(plan)
                 self._draw_chaos(segment, number, behaviours, request.get("stream") is True)
                 response_id = ("chatcmpl-" if kind == "chat" else "cmpl-") + request_id[4:]
                 if request.get("stream") is True:
                     headers_sent = True
-                    self._stream(kind, response_id, plan, request, behaviours, headers)
+                    self._stream(kind, response_id, plan, out, request, behaviours, headers)
                 else:
-                    self._respond(kind, response_id, plan, behaviours, headers)
+                    self._respond(kind, response_id, plan, out, behaviours, headers)
             else:
                 raise DemoError(404, f"Unknown endpoint {method} {path}", code="not_found")
         except DemoError as error:
@@ -276,9 +284,8 @@ class DemoHandler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------ responses
 
     def _respond(
-        self, kind: str, response_id: str, plan: Plan, b: Behaviours, headers: dict[str, str]
+        self, kind: str, response_id: str, plan: Plan, out: Rendered, b: Behaviours, headers: dict[str, str]
     ) -> None:
-        out = render(plan)
         self._wait(b.stall + b.silent)
         if b.rate > 0:
             self._wait(out.completion_tokens / b.rate)
@@ -289,11 +296,11 @@ class DemoHandler(BaseHTTPRequestHandler):
         kind: str,
         response_id: str,
         plan: Plan,
+        out: Rendered,
         request: dict[str, Any],
         b: Behaviours,
         headers: dict[str, str],
     ) -> None:
-        out = render(plan)
         key = self._segment
 
         def request_number() -> int:
@@ -377,5 +384,6 @@ def model_entry(name: str, b: Behaviours, with_meta: bool) -> dict[str, Any]:
     return entry
 
 
-def models_list(b: Behaviours, with_meta: bool) -> dict[str, Any]:
-    return {"object": "list", "data": [model_entry(name, b, with_meta) for name in MODELS]}
+def models_list(b: Behaviours, with_meta: bool, replay: Replay | None = None) -> dict[str, Any]:
+    data = [model_entry(name, b, with_meta) for name in MODELS]
+    return {"object": "list", "data": (replay.entries(with_meta) if replay else []) + data}

@@ -22,6 +22,7 @@ MODELS: dict[str, DemoModel] = {
         DemoModel("demo", 8192, 0.10, 0.40),
         DemoModel("demo-32k", 32768, 0.20, 0.80),
         DemoModel("demo-reasoner", 32768, 0.50, 2.00, reasoner=True),
+        DemoModel("demo-1m", 1_048_576, 0.30, 1.20),  # a 1M-token answer in one run (~256 rounds)
     )
 }
 CREATED = 1_735_689_600  # 2025-01-01, the "created" of every model and response

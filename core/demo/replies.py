@@ -19,6 +19,7 @@ from core.demo.templates import parse_prompt
 from core.demo.tokens import Document, common_prefix_length, count_tokens
 
 TOKENS_PER_MESSAGE = 4  # added to each chat message's content tokens for prompt_tokens
+FAST_COUNT_CHARS = 4096  # a prefill this long is counted off its document (see Document.prefix_tokens)
 INSTRUCTION_OVERLAP = 5  # tokens of A the model repeats after a "continue" instruction
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
@@ -155,6 +156,32 @@ def _think_offset(key: str, answer: str) -> int:
     return len(THINK_OPEN) + 1 + common_prefix_length(rest, reasoning_for(key).text)
 
 
+def _chat_prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    """Each message's tokens + TOKENS_PER_MESSAGE; a long assistant message that is the
+    start of the document answering the user message before it is counted off that document."""
+    total = 0
+    key = ""
+    for message in messages:
+        text = message_text(message.get("content"))
+        tokens = None
+        if message["role"] == "assistant" and len(text) >= FAST_COUNT_CHARS:
+            tokens = document_for(key).prefix_tokens(text)
+        elif message["role"] == "user":
+            key = text.strip()
+        total += (count_tokens(text) if tokens is None else tokens) + TOKENS_PER_MESSAGE
+    return total
+
+
+def _completion_prompt_tokens(prompt: str, answer: str, doc: Document) -> int:
+    """``count_tokens(prompt)``; ``prompt`` ends with ``answer`` (A, which starts with a non-space)."""
+    head = prompt[: len(prompt) - len(answer)]
+    if len(answer) >= FAST_COUNT_CHARS and head[-1:].isspace():
+        tokens = doc.prefix_tokens(answer)
+        if tokens is not None:  # the head's trailing whitespace token joins A's first token
+            return count_tokens(head) - 1 + tokens
+    return count_tokens(prompt)
+
+
 def _last_user(messages: list[dict[str, Any]]) -> str:
     for message in reversed(messages):
         if message["role"] == "user":
@@ -191,7 +218,7 @@ def plan_chat(body: dict[str, Any], b: Behaviours) -> Plan:
     """What ``POST /chat/completions`` with ``body`` answers under behaviours ``b``."""
     model = find_model(body)
     messages = _check_messages(body)
-    prompt_tokens = sum(count_tokens(message_text(m.get("content"))) + TOKENS_PER_MESSAGE for m in messages)
+    prompt_tokens = _chat_prompt_tokens(messages)
     max_tokens = resolve_max_tokens(requested_max_tokens(body), prompt_tokens, model, b)
     last = messages[-1]
     echo = ""
@@ -231,14 +258,15 @@ def plan_completion(body: dict[str, Any], b: Behaviours) -> Plan:
         prompt = prompt[0]
     if not isinstance(prompt, str):
         raise DemoError(422, "`prompt` must be a string", param="prompt")
-    prompt_tokens = count_tokens(prompt)
-    max_tokens = resolve_max_tokens(requested_max_tokens(body), prompt_tokens, model, b)
     parsed = parse_prompt(prompt)
     key, answer = parsed.user, parsed.answer
-    if model.reasoner and (not answer or answer.startswith(THINK_OPEN)):
-        segment = Segment("text", think_document_for(key), _think_offset(key, answer))
+    think = model.reasoner and (not answer or answer.startswith(THINK_OPEN))
+    document = think_document_for(key) if think else document_for(key)
+    prompt_tokens = _completion_prompt_tokens(prompt, answer, document)
+    max_tokens = resolve_max_tokens(requested_max_tokens(body), prompt_tokens, model, b)
+    if think:
+        segment = Segment("text", document, _think_offset(key, answer))
     else:
-        document = document_for(key)
         segment = Segment("text", document, common_prefix_length(answer, document.text))
     return Plan(model, [segment], prompt_tokens, max_tokens)
 

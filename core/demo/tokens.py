@@ -80,6 +80,20 @@ class Document:
             return index, None
         return index, self.text[offset : start + len(self.tokens[index])]
 
+    def prefix_tokens(self, text: str) -> int | None:
+        """``count_tokens(text)`` when ``text`` is a prefix of this document, else None.
+
+        One C-level compare and a bisection instead of a tokenization: a continuation
+        round re-sends the whole answer so far, and a 1M-token answer is ~6 MB of text.
+        Exact: tokens wholly inside the prefix are the document's own (the pattern is
+        greedy and looks no further than a token's end), and a token cut by the end of
+        the prefix leaves one non-empty piece, which is one token.
+        """
+        if not self.text.startswith(text):
+            return None
+        index, partial = self.locate(len(text))
+        return index + (partial is not None)
+
     def restart_offset(self, offset: int, back: int) -> int:
         """The start of the ``back``-th last token that overlaps ``text[:offset]`` (0 if none)."""
         offset = min(offset, len(self.text))

@@ -2,9 +2,10 @@
 
 Pure functions from a :class:`~core.types.RunResult` to bytes (UTF-8), plus the
 file name a download gets. The Markdown and text downloads hold exactly the
-assembled answer the Studio shows; the JSON is :meth:`RunResult.to_dict` (the
-transcript, which never holds an API key); the CSV has one row per round, the
-same rows the Studio's round table shows (:func:`round_rows`).
+assembled answer the Studio shows (the user's edits included: the last edit's text,
+then the rounds after it); the JSON is :meth:`RunResult.to_dict` (the transcript,
+with every edit and the text before it, which never holds an API key); the CSV has
+one row per round, the same rows the Studio's round table shows (:func:`round_rows`).
 """
 
 from __future__ import annotations

@@ -31,16 +31,13 @@ from core.services.snapshot import Gauge, Snapshot, gauge_for
 from core.types import Round, RunResult
 
 __all__ = [
+    "Overhead",
     "Seam",
-    "TextDifference",
-    "compare_series",
-    "compare_totals",
-    "first_difference",
     "flag_counts",
+    "overhead",
     "result_gauge",
     "result_snapshot",
     "round_series",
-    "run_label",
     "seams",
     "visible_whitespace",
 ]
@@ -224,126 +221,34 @@ def round_series(result: RunResult) -> list[dict[str, Any]]:
     return rows
 
 
-# ---------------------------------------------------------------- two runs
-
-
-def run_label(result: RunResult) -> str:
-    """A short name for a run in a comparison: provider · model · strategy."""
-    spec = result.spec
-    return f"{spec.provider} · {spec.model} · {spec.strategy}"
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def run_totals(result: RunResult) -> dict[str, Any]:
-    """The numbers a comparison shows for one run (None where unknown)."""
-    totals = result.totals()
-    rates = [r.tokens_per_s for r in result.rounds if r.tokens_per_s is not None]
-    ttfts = [r.ttft_s for r in result.rounds if r.ttft_s is not None]
-    prompt, _ = original_prompt_tokens(result)
-    billed = int(totals["prompt_tokens_billed"])
-    duration = (result.finished_at - result.started_at) if result.finished_at else None
-    flags = flag_counts(result)
-    return {
-        "provider": result.spec.provider,
-        "model": result.spec.model,
-        "strategy": result.spec.strategy,
-        "stop_reason": result.stop_reason,
-        "rounds": totals["rounds"],
-        "output_tokens": totals["completion_tokens"],
-        "input_billed": billed,
-        "input_vs_one_request": (billed / prompt) if prompt else None,
-        "tokens_estimated": totals["tokens_estimated"],
-        "characters": totals["characters"],
-        "cost": totals["cost"],
-        "duration_s": duration,
-        "mean_tokens_per_s": _mean(rates),
-        "mean_ttft_s": _mean(ttfts),
-        "retries": totals["retries"],
-        "seam_flags": ", ".join(f"{k} ×{n}" for k, n in sorted(flags.items())) or "none",
-    }
-
-
-TOTALS_LABELS: tuple[tuple[str, str], ...] = (
-    ("provider", "Provider"),
-    ("model", "Model"),
-    ("strategy", "Strategy"),
-    ("stop_reason", "Stop reason"),
-    ("rounds", "Rounds"),
-    ("output_tokens", "Output tokens"),
-    ("input_billed", "Input billed (all rounds)"),
-    ("input_vs_one_request", "Input billed ÷ one request"),
-    ("characters", "Characters"),
-    ("cost", "Cost (USD)"),
-    ("duration_s", "Duration (s)"),
-    ("mean_tokens_per_s", "Mean tokens/s"),
-    ("mean_ttft_s", "Mean time to first token (s)"),
-    ("retries", "Retries"),
-    ("seam_flags", "Seam flags"),
-)
-
-
-def compare_totals(a: RunResult, b: RunResult) -> list[dict[str, Any]]:
-    """Rows ``{"key", "metric", "a", "b", "same"}`` comparing the totals of two runs."""
-    ta, tb = run_totals(a), run_totals(b)
-    return [
-        {"key": key, "metric": label, "a": ta[key], "b": tb[key], "same": ta[key] == tb[key]}
-        for key, label in TOTALS_LABELS
-    ]
-
-
-def compare_series(a: RunResult, b: RunResult, labels: tuple[str, str] = ("A", "B")) -> list[dict[str, Any]]:
-    """:func:`round_series` of both runs in one long table, each row with ``run`` set to its label."""
-    rows: list[dict[str, Any]] = []
-    for label, result in zip(labels, (a, b), strict=True):
-        rows.extend({**row, "run": label} for row in round_series(result))
-    return rows
-
-
 @dataclass(frozen=True)
-class TextDifference:
-    """Where two texts first differ. ``offset`` is None when they are identical."""
+class Overhead:
+    """What continuation added over one uncapped request writing the same answer.
 
-    offset: int | None
-    line: int  # 1-based line of the offset (in both texts: they agree up to it)
-    column: int  # 1-based
-    before: str  # the shared text just before the difference
-    a: str  # each text from the difference on (shortened)
-    b: str
-    a_length: int
-    b_length: int
+    One request would bill the prompt once as input; each round re-sends the prompt and
+    the answer so far. ``extra_input_tokens``: the difference. ``extra_cost``: those tokens at
+    the listed input price (None without prices). ``estimated``: some counts were estimates.
+    """
 
-    @property
-    def identical(self) -> bool:
-        return self.offset is None
+    rounds: int
+    input_billed: int
+    single_request_input: int
+    extra_input_tokens: int
+    extra_cost: float | None
+    estimated: bool
 
 
-def first_difference(a: str, b: str, context: int = 160) -> TextDifference:
-    """The first character where ``a`` and ``b`` differ, with ``context`` characters around it."""
-    n = min(len(a), len(b))
-    lo, hi = 0, n  # the common prefix is a[:lo]; compare in halves, not character by character
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[lo:mid] == b[lo:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    if lo == len(a) == len(b):
-        return TextDifference(None, 0, 0, "", "", "", len(a), len(b))
-    line = a.count("\n", 0, lo) + 1
-    column = lo - (a.rfind("\n", 0, lo) + 1) + 1
-    return TextDifference(
-        offset=lo,
-        line=line,
-        column=column,
-        before=a[max(0, lo - context) : lo],
-        a=a[lo : lo + context],
-        b=b[lo : lo + context],
-        a_length=len(a),
-        b_length=len(b),
-    )
+def overhead(result: RunResult) -> Overhead | None:
+    """The input tokens and cost continuation added (None: no rounds yet)."""
+    rows = round_series(result)
+    if not rows:
+        return None
+    billed, single = rows[-1]["cumulative_input"], rows[-1]["single_request_input"]
+    extra = max(0, billed - single)
+    prices = result.spec.prices
+    cost = budget.round_cost(prices, extra, 0) if prices is not None else None
+    estimated = result.tokens_estimated or original_prompt_tokens(result)[1]
+    return Overhead(len(rows), billed, single, extra, cost, estimated)
 
 
 # ---------------------------------------------------------------- a stored run as the Studio shows it

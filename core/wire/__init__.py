@@ -1,11 +1,19 @@
 """The wire: one HTTP request to an OpenAI-compatible server and what comes back.
 
-Owns: SSE decoding (:mod:`.sse`), the HTTP client and model listing
-(:mod:`.client`), one streamed or unstreamed answer read delta by delta
-(:mod:`.stream`), the error tree and how server bodies map onto it
-(:mod:`.errors`, :mod:`.error_map`), httpx at the boundary (:mod:`.boundary`),
-where requests may go (:mod:`.guard`, :mod:`.pinning`, :mod:`.pool_transport`)
-and secrets kept out of text and logs (:mod:`.redaction`).
+Owns:
+
+- bytes to events to deltas: :mod:`.sse` (server-sent events), :mod:`.chunks` (a chunk's
+  JSON to deltas, with the content-only fast path), :mod:`.stream` (one streamed or
+  unstreamed answer, abortable, with idle and round timeouts);
+- the client: :mod:`.client` (requests, model listing), :mod:`.boundary` (httpx's
+  exceptions and odd responses become ours), :mod:`.pool_transport` (httpx's transport
+  API over an httpcore pool; one TLS context per process);
+- the error tree: :mod:`.errors`, and how a server's status and body map onto it:
+  :mod:`.error_map`, :mod:`.error_body`, :mod:`.overflow` (context-window wordings);
+- where requests may go: :mod:`.guard` (allow-list, shared mode, trusted origins),
+  :mod:`.allow_list`, :mod:`.addresses` (internal addresses), :mod:`.pinning`
+  (connect to the addresses that were checked);
+- secrets out of text and library logs: :mod:`.redaction`.
 
 Knows nothing of rounds, seams or continuation. May import: :mod:`core.types`,
 :mod:`core.bounds`, the standard library, httpx and httpcore. Nothing above it.

@@ -29,10 +29,11 @@ from core.wire.boundary import (
 from core.wire.error_map import error_from_body, error_from_response, parse_body
 from core.wire.errors import APIStatusError, ConfigError, ContinuumError
 from core.wire.guard import check_base_url, event_hooks
+from core.wire.pool_transport import shared_ssl_context
 from core.wire.redaction import remember_secret
 from core.wire.stream import Stream
 
-__all__ = ["Client", "ModelInfo", "Stream", "Timeouts"]
+__all__ = ["Client", "ModelInfo", "Stream", "Timeouts", "stream_payload"]
 
 USER_AGENT = "continuum/0.1"
 
@@ -120,15 +121,16 @@ class Client:
             all_headers["Authorization"] = f"Bearer {api_key}"
         self.key_sent = api_key is not None
         for secret in self._secrets:
-            remember_secret(secret)  # scrubbed from library debug logs (core.services.keys)
+            remember_secret(secret)  # scrubbed from library debug logs (core.wire.redaction)
         t = self.timeouts
         self._http = httpx.Client(
             headers=all_headers,
             timeout=httpx.Timeout(t.idle, connect=t.connect, pool=t.connect),
             follow_redirects=True,
             max_redirects=MAX_REDIRECTS,
+            verify=shared_ssl_context(),  # built once per process, not per client (~50 ms each)
             transport=transport or pinning.transport(),  # shared server: connects to checked addresses only
-            event_hooks=event_hooks(),  # core.services.access: every hop, redirects included, is checked
+            event_hooks=event_hooks(),  # core.wire.guard: every hop, redirects included, is checked
         )
 
     def __enter__(self) -> Client:
@@ -212,11 +214,11 @@ class Client:
         ``streamed=False`` sends the same request unstreamed (the answer arrives as one delta):
         how a round learns why a server sent an empty stream.
         """
-        return Stream(self, "/chat/completions", _stream_payload(body, streamed))
+        return Stream(self, "/chat/completions", stream_payload(body, streamed))
 
     def stream_completion(self, body: dict[str, Any], *, streamed: bool = True) -> Stream:
         """POST {base}/completions as a stream (forces stream and include_usage); see stream_chat."""
-        return Stream(self, "/completions", _stream_payload(body, streamed))
+        return Stream(self, "/completions", stream_payload(body, streamed))
 
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST {base}/chat/completions without streaming; the response object."""
@@ -246,7 +248,8 @@ class Client:
 # ------------------------------------------------------------------ model list
 
 
-def _stream_payload(body: dict[str, Any], streamed: bool) -> dict[str, Any]:
+def stream_payload(body: dict[str, Any], streamed: bool) -> dict[str, Any]:
+    """``body`` as the client sends it: ``stream`` set, and usage asked for when streamed."""
     payload = dict(body)
     payload["stream"] = streamed
     if streamed:

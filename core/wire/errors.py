@@ -34,9 +34,10 @@ API key: the client scrubs it with :meth:`ContinuumError.redact` before an
 error leaves it. Library exceptions are translated at the boundary
 (``raise X(...) from exc``), so callers only ever catch these classes.
 
-:mod:`core.wire.error_map` picks the class for a status code and body (pure);
-:mod:`core.wire.boundary` translates httpx exceptions. Both are used by
-:mod:`core.wire.client`.
+:mod:`core.wire.error_map` picks the class for a status code and body (pure;
+reading the body is :mod:`core.wire.error_body`, the context-overflow wordings
+:mod:`core.wire.overflow`); :mod:`core.wire.boundary` translates httpx
+exceptions. Both are used by :mod:`core.wire.client`.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from core.wire.guard import (
     proxy_for,
     refused_as_internal,
 )
-from core.wire.pool_transport import LIMITS, PoolTransport
+from core.wire.pool_transport import LIMITS, PoolTransport, shared_ssl_context
 
 __all__ = ["CheckedBackend", "CheckedTransport", "transport"]
 
@@ -99,7 +99,9 @@ class CheckedTransport(httpx.BaseTransport):
     def _unchecked(self, proxy: str | None) -> httpx.HTTPTransport:
         with self._lock:
             if proxy not in self._plain:
-                self._plain[proxy] = httpx.HTTPTransport(proxy=proxy, limits=LIMITS)
+                self._plain[proxy] = httpx.HTTPTransport(
+                    proxy=proxy, limits=LIMITS, verify=shared_ssl_context()
+                )
             return self._plain[proxy]
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:

@@ -18,15 +18,33 @@ Used where connections need more than the standard backend: :mod:`core.wire.pinn
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import ssl
 from collections.abc import Iterable, Iterator
 
 import httpcore
 import httpx
 
-__all__ = ["LIMITS", "PoolTransport"]
+__all__ = ["LIMITS", "PoolTransport", "shared_ssl_context"]
 
 LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)  # httpx's
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """httpx's default TLS settings (``httpx.create_ssl_context()``), built once per process.
+
+    Building one loads the CA bundle (about 50 ms); every client and transport shares it
+    (an SSLContext is safe to share between threads once configured). A new one is built
+    when ``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` change, which httpx reads when building one.
+    """
+    return _ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@functools.lru_cache(maxsize=4)
+def _ssl_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    return httpx.create_ssl_context()  # reads the same two variables (trust_env)
+
 
 # httpcore's errors and the httpx errors they become (the table httpx's own transport uses).
 _ERRORS: dict[type[Exception], type[httpx.TransportError]] = {
@@ -77,8 +95,7 @@ class PoolTransport(httpx.BaseTransport):
     """``httpx.HTTPTransport`` over a pool whose connections ``network_backend`` opens.
 
     ``network_backend``: default httpcore's standard one. ``ssl_context``: default
-    httpx's (``httpx.create_ssl_context()``; building one loads the CA bundle, so
-    callers making many transports share one). ``limits``: default httpx's.
+    :func:`shared_ssl_context`. ``limits``: default httpx's.
     """
 
     def __init__(
@@ -89,7 +106,7 @@ class PoolTransport(httpx.BaseTransport):
         limits: httpx.Limits = LIMITS,
     ) -> None:
         self.pool = httpcore.ConnectionPool(
-            ssl_context=ssl_context if ssl_context is not None else httpx.create_ssl_context(),
+            ssl_context=ssl_context if ssl_context is not None else shared_ssl_context(),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

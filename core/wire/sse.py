@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from typing import cast
 
 from core.wire.errors import MalformedStreamError
 
@@ -157,13 +158,23 @@ class SSEDecoder:
             chunk = b"".join(self._tail)
             self._tail = []
             self._tail_size = 0
-        # LF only: split into blocks ending in a blank line; a block that is a single
-        # "data: ..." line is an event as it stands (the shape of nearly every chunk).
-        blocks = chunk.split(b"\n\n")
-        rest = blocks.pop()
-        events: list[bytes | SSEEvent] = []
         data = self._data
         simple = self.last_event_id is None and self._event is None and self._retry is None
+        end = chunk.rfind(b"\n\n")
+        if simple and not data and end > 0 and chunk[:6] == b"data: ":
+            # The shape of nearly every read: events that are each one "data: ..." line. Their
+            # data are what lies between the blank lines, if no other line ending is there.
+            body = chunk[6:end]
+            found = body.split(b"\n\ndata: ")
+            if body.count(b"\n") == 2 * len(found) - 2:
+                events = cast("list[bytes | SSEEvent]", found)
+                self._rest(chunk[end + 2 :], events)
+                return events
+        # LF only: split into blocks ending in a blank line; a block that is a single
+        # "data: ..." line is an event as it stands.
+        blocks = chunk.split(b"\n\n")
+        rest = blocks.pop()
+        events = []
         for block in blocks:
             if simple and not data and block[:6] == b"data: " and b"\n" not in block:
                 events.append(block[6:])
@@ -172,6 +183,11 @@ class SSEDecoder:
                 lines.append(b"")
                 events += self._lines(lines)
                 simple = self.last_event_id is None  # the blank line reset event and retry
+        self._rest(rest, events)
+        return events
+
+    def _rest(self, rest: bytes, events: list[bytes | SSEEvent]) -> None:
+        """The lines after the last blank line of an LF-only chunk; an unterminated one waits."""
         if rest:
             lines = rest.split(b"\n")
             partial = lines.pop()
@@ -180,7 +196,6 @@ class SSEDecoder:
                 self._tail_size = len(partial)
             if lines:
                 events += self._lines(lines)
-        return events
 
     def close_data(self) -> list[bytes | SSEEvent]:
         """Like :meth:`close`, with :meth:`feed_data`'s result shape."""

@@ -1,8 +1,10 @@
 """A streamed completion: an abortable iterator of StreamDelta (used by core.wire.client).
 
 The request goes out on the first ``next()``; the body is decoded by
-:mod:`core.wire.sse` and each JSON chunk becomes at most one
-:class:`core.types.StreamDelta`. :meth:`Stream.abort` may be called from any
+:mod:`core.wire.sse` and each JSON chunk becomes at most one delta
+(:mod:`core.wire.chunks`). Iterating gives :class:`core.types.StreamDelta`;
+:meth:`Stream.batches` gives the same deltas as one list per network read,
+the cheaper form the engine reads. :meth:`Stream.abort` may be called from any
 thread: it shuts the socket down, so a read blocked on a silent server returns
 at once and the iterator raises :class:`core.wire.errors.CancelledError`. Transport
 failures raise other :class:`core.wire.errors.TransportError` subclasses, so a
@@ -27,45 +29,27 @@ from core.types import StreamDelta, Usage
 from core.wire.boundary import (
     call_later,
     host_error,
-    parse_usage,
     read_limited,
     request_id,
-    scan_json,
     shutdown_socket,
     transport_error,
     unexpected_response,
 )
+from core.wire.chunks import Batch, ChunkDecoder
 from core.wire.error_map import parse_body
-from core.wire.errors import (
-    CancelledError,
-    ConfigError,
-    ContinuumError,
-    EmptyStreamError,
-    MalformedStreamError,
-    RoundTimeoutError,
-    StreamInterrupted,
-)
-from core.wire.sse import SSEDecoder, SSEEvent
+from core.wire.errors import CancelledError, ConfigError, ContinuumError, RoundTimeoutError
+from core.wire.sse import SSEDecoder
 
 if TYPE_CHECKING:
     from core.wire.client import Client
 
-__all__ = ["Stream"]
+__all__ = ["Batch", "Stream"]
 
 DRAIN_SECONDS = 2.0  # after [DONE], wait this long for the end of the body (keeps the connection)
 _ERROR_BODY_LIMIT = 64 * 1024
 _JSON_BODY_LIMIT = 32 * 1024 * 1024
 _SSE_STARTS = (b"data:", b":", b"event:", b"id:", b"retry:")
 _CAPTURE_EVENTS = ("connection.connect_tcp.complete", "connection.start_tls.complete")
-
-
-def _no_lone_surrogates(text: str) -> str:
-    """``text`` with unpaired surrogates (JSON escapes like "\\ud83d") as U+FFFD: they cannot be stored."""
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
 
 
 class Stream:
@@ -86,11 +70,8 @@ class Stream:
         self.request_id: str | None = None
         self.status_code: int | None = None  # set when the response headers arrive
         self.activity = time.monotonic()
-        self.usage: Usage | None = None
-        self.finish_reason: str | None = None
-        self.done = False
-        self.chunks = 0
         self._decoder = SSEDecoder()
+        self._chunks = ChunkDecoder(self.url, self._server_error)
         self._lock = threading.Lock()
         self._abort_reason: str | None = None
         self._finished = False
@@ -99,13 +80,21 @@ class Stream:
         self._cancel_timer: Callable[[], None] | None = None
         self._json_answer: dict[str, Any] | None = None
         self._first_chunk = b""  # bytes read to sniff an unlabelled body
-        self._gen: Generator[StreamDelta, None, None] = self._run()
+        self._gen: Generator[Batch, None, None] = self._run()
+        self._iter: Generator[StreamDelta, None, None] = self._deltas()
 
     def __iter__(self) -> Iterator[StreamDelta]:
-        return self._gen
+        return self._iter
 
     def __next__(self) -> StreamDelta:
-        return next(self._gen)
+        return next(self._iter)
+
+    def batches(self) -> Iterator[Batch]:
+        """The deltas, one list per network read: a ``str`` is a delta with only that content.
+
+        Use either this or plain iteration on one stream, not both.
+        """
+        return self._gen
 
     def __enter__(self) -> Stream:
         return self
@@ -119,12 +108,29 @@ class Stream:
         return self._decoder.comments
 
     @property
+    def chunks(self) -> int:
+        return self._chunks.chunks
+
+    @property
+    def done(self) -> bool:
+        return self._chunks.done
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self._chunks.finish_reason
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._chunks.usage
+
+    @property
     def aborted(self) -> bool:
         return self._abort_reason is not None
 
     def close(self) -> None:
         """Stop iterating and release the connection. Idempotent."""
         try:
+            self._iter.close()
             self._gen.close()
         except ValueError:  # called from another thread while iterating: abort instead
             self.abort()
@@ -180,6 +186,13 @@ class Stream:
                 response.close()
             except Exception:  # noqa: BLE001 - closing must not mask the real outcome
                 pass
+        # The request body holds the whole answer so far, and the stream sits in reference
+        # cycles (its chunk decoder, httpx's response and its byte stream) that only the cyclic
+        # collector frees: drop what is large now, so a long run holds one round's body at a time.
+        self._payload = {}
+        self._response = None
+        if response is not None:
+            response.stream = httpx.ByteStream(b"")  # httpx's response <-> bound stream cycle
 
     def _abort_error(self) -> ContinuumError:
         if self._abort_reason == "round":
@@ -189,6 +202,9 @@ class Stream:
                 "in Settings for very long rounds.",
             )
         return CancelledError("The stream was stopped on request.")
+
+    def _server_error(self, body: Any) -> ContinuumError:
+        return self._client.body_error(body, self.url, self.model, self.request_id)
 
     def _failure(self, exc: Exception, *, started: bool) -> ContinuumError | None:
         if self._abort_reason is not None:
@@ -259,11 +275,11 @@ class Stream:
             return next_chunk
         raise unexpected_response(response, first[:200])
 
-    def _run(self) -> Generator[StreamDelta, None, None]:
+    def _run(self) -> Generator[Batch, None, None]:
         try:
             next_chunk = self._open()
             if self._json_answer is not None:
-                yield from self._from_json(self._json_answer)
+                yield [self._chunks.answer(self._json_answer)]
                 return
             yield from self._read(next_chunk)
         except ContinuumError as exc:
@@ -272,13 +288,20 @@ class Stream:
         finally:
             self._cleanup()
 
-    def _read(self, next_chunk: Callable[[], bytes]) -> Iterator[StreamDelta]:
-        feed = self._decoder.feed_data
-        scan = scan_json
+    def _deltas(self) -> Generator[StreamDelta, None, None]:
+        """The batches' deltas one by one, all as StreamDelta (plain iteration)."""
+        for batch in self._gen:
+            for delta in batch:
+                yield StreamDelta(delta) if isinstance(delta, str) else delta
+
+    def _read(self, next_chunk: Callable[[], bytes]) -> Iterator[Batch]:
+        """One batch of deltas per network read (see :mod:`core.wire.chunks`)."""
+        sse = self._decoder
+        feed = sse.feed_data
+        decode = self._chunks.decode
         monotonic = time.monotonic
         pending = self._first_chunk
-        ended = False
-        while not ended:
+        while True:
             if pending:
                 chunk: bytes | None = pending
                 pending = b""
@@ -295,131 +318,29 @@ class Stream:
             if self._abort_reason is not None:
                 raise self._abort_error()
             if chunk is None:
-                ended = True
-                events = self._decoder.close_data()
+                events = sse.close_data()
             else:
                 self.activity = monotonic()
                 events = feed(chunk)
-            for event in events:
-                if type(event) is bytes:
-                    data = event
-                else:
-                    assert isinstance(event, SSEEvent)
-                    data = event.data
-                    if event.event is not None and event.event != "message":
-                        if event.event == "error":
-                            raise self._client.body_error(
-                                parse_body(data), self.url, self.model, self.request_id
-                            )
-                        continue  # pings and other named events carry no completion
-                if data[:1] != b"{":
-                    stripped = data.strip()
-                    if stripped == b"[DONE]":
-                        self.done = True
-                        if not ended:
-                            self._drain(next_chunk)
-                        if self.chunks or self.finish_reason is not None:
-                            return
-                        ended = True
-                        break
-                    if not stripped:
-                        continue
+            if events:
+                batch: Batch = []
                 try:
-                    obj = scan(data)
-                except (ValueError, RecursionError) as exc:  # also invalid UTF-8, absurd nesting
-                    raise self._malformed(data, exc) from exc
-                if type(obj) is not dict:
-                    raise self._malformed(data, None)
-                self.chunks += 1
-                if obj.get("error"):
-                    raise self._client.body_error(obj, self.url, self.model, self.request_id)
-                content = reasoning = ""
-                finish = None
-                choices = obj.get("choices")
-                if choices:
-                    first = choices[0] if type(choices) is list else None
-                    if type(first) is not dict:
-                        raise self._malformed(data, None)
-                    delta = first.get("delta")
-                    if type(delta) is dict:
-                        content = delta.get("content") or ""
-                        reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
-                        if type(reasoning) is not str:
-                            reasoning = ""
-                    elif delta is None:
-                        content = first.get("text") or ""
-                    else:
-                        raise self._malformed(data, None)
-                    if type(content) is not str:
-                        raise self._malformed(data, None)
-                    if not (content + reasoning).isascii():
-                        content, reasoning = _no_lone_surrogates(content), _no_lone_surrogates(reasoning)
-                    finish = first.get("finish_reason") or None
-                    if finish is not None:
-                        finish = str(finish) if type(finish) is not str else finish
-                        if finish == "error":  # a server error, not an end: DESIGN §6
-                            raise self._client.body_error(
-                                {"error": {"message": "the stream ended with finish_reason 'error'"}},
-                                self.url,
-                                self.model,
-                                self.request_id,
-                            )
-                        self.finish_reason = finish
-                usage = obj.get("usage")
-                if usage and type(usage) is dict:
-                    self.usage = parse_usage(usage)
-                    yield StreamDelta(content, reasoning, finish, self.usage)
-                elif content or reasoning or finish is not None:
-                    yield StreamDelta(content, reasoning, finish)
-        if self.finish_reason is None and not self.chunks and not self._decoder.comments:
-            raise EmptyStreamError(
-                f"The server at {self.url} answered 200 with an empty stream"
-                + (" (only [DONE])" if self.done else "")
-                + ": no chunk, no finish_reason, no error.",
-                "Continuum asks once more without streaming to learn why.",
-            )
-        if self.finish_reason is None:
-            raise StreamInterrupted(
-                f"The stream from {self.url} ended after {self.chunks} chunks without [DONE] "
-                "or a finish_reason.",
-                "The text so far is kept; Continuum continues with a new round.",
-            )
-
-    def _from_json(self, body: dict[str, Any]) -> Iterator[StreamDelta]:
-        """A complete (non-streamed) answer, as one delta."""
-        choice = body["choices"][0] if isinstance(body["choices"][0], dict) else {}
-        message = choice.get("message")
-        if not isinstance(message, dict):
-            message = {}
-        content = _text(message.get("content")) or _text(choice.get("text"))
-        reasoning = _text(message.get("reasoning_content")) or _text(message.get("reasoning"))
-        finish = choice.get("finish_reason") or None
-        self.finish_reason = finish
-        usage = body.get("usage")
-        if isinstance(usage, dict):
-            self.usage = parse_usage(usage)
-        self.chunks = 1
-        yield StreamDelta(content, reasoning, finish, self.usage)
-
-    def _malformed(self, data: bytes, exc: Exception | None) -> MalformedStreamError:
-        snippet = data[:120].decode("utf-8", "replace")
-        if isinstance(exc, UnicodeDecodeError):
-            # Not decoded with replacement: U+FFFD in the answer would be sent back as the next
-            # round's prefill, and the model would continue from text it never wrote.
-            bad = data[exc.start : exc.end].hex(" ")
-            return MalformedStreamError(
-                f"The stream from {self.url} sent bytes that are not UTF-8 (0x{bad} at byte {exc.start} "
-                f"of a chunk) after {self.chunks} good chunks: '{snippet}'",
-                "The text so far is kept. JSON must be UTF-8: if this repeats, something between you and "
-                "the server (a proxy) is re-encoding the stream; check the base URL.",
-                data=data[:200],
-            )
-        return MalformedStreamError(
-            f"The stream from {self.url} sent a chunk that is not a JSON object after "
-            f"{self.chunks} good chunks: '{snippet}'",
-            "Usually a transient server fault. The text so far is kept: resume the run to continue from it.",
-            data=data[:200],
-        )
+                    done = decode(events, batch)
+                except ContinuumError:
+                    if batch:  # the deltas before the error first
+                        yield batch
+                    raise
+                if batch:
+                    yield batch
+                if done:
+                    if chunk is not None:
+                        self._drain(next_chunk)
+                    if self._chunks.chunks or self._chunks.finish_reason is not None:
+                        return
+                    break
+            if chunk is None:
+                break
+        self._chunks.check_end(sse.comments)
 
     def _drain(self, next_chunk: Callable[[], bytes]) -> None:
         """Read to the end of the body after [DONE] so the connection can be reused."""

@@ -69,7 +69,12 @@ def test_openai_streams_a_text_completion(demo_server: str) -> None:
 
 
 def test_openai_lists_the_models(demo_server: str) -> None:
-    assert [m.id for m in client(demo_server).models.list()] == ["demo", "demo-32k", "demo-reasoner"]
+    assert [m.id for m in client(demo_server).models.list()] == [
+        "demo",
+        "demo-32k",
+        "demo-reasoner",
+        "demo-1m",
+    ]
 
 
 def test_openai_maps_the_demo_errors_to_its_exceptions(demo_url) -> None:

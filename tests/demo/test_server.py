@@ -18,9 +18,9 @@ from .test_completion_prompts import RENDERED
 # ---------------------------------------------------------------- models and errors
 
 
-def test_models_lists_the_three_demo_models(http: httpx.Client, demo_server: str) -> None:
+def test_models_lists_the_four_demo_models(http: httpx.Client, demo_server: str) -> None:
     data = http.get(demo_server + "/models").json()["data"]
-    assert [m["id"] for m in data] == ["demo", "demo-32k", "demo-reasoner"]
+    assert [m["id"] for m in data] == ["demo", "demo-32k", "demo-reasoner", "demo-1m"]
     assert all("metadata" not in m for m in data)
 
 
@@ -29,6 +29,7 @@ def test_models_with_meta_adds_context_output_cap_and_prices(http: httpx.Client,
     meta = {m["id"]: m["metadata"] for m in data}
     assert meta["demo"]["context_length"] == 8192
     assert meta["demo-32k"]["context_length"] == 32768
+    assert meta["demo-1m"]["context_length"] == 1_048_576
     assert meta["demo-reasoner"]["max_tokens"] == 4096
     assert meta["demo"]["pricing"] == {"input_tokens": 0.10, "output_tokens": 0.40}
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
 from tests.conftest import PROVIDER_KEY_VARS
@@ -217,13 +218,32 @@ def drawn(page, timeout: float = WAIT) -> None:
     page.evaluate(PAINTED)
 
 
-def click_row(page, row: int, rows: int) -> None:
+def click_row(page, row: int, rows: int, tries: int = 3) -> None:
     """Select ``row`` of the page's table (a canvas grid: click its checkbox cell) once the grid
-    shows ``rows`` rows, and wait for the script run the selection starts to end."""
+    shows ``rows`` rows, and wait until the selection holds with no script run going.
+
+    The grid's accessible table says which row is selected (``aria-selected``). A click that
+    lands while a rerun replaces the grid is lost, so the row is clicked again (only while
+    it is not selected: a second click would clear it), at most ``tries`` times.
+    """
     grid = page.get_by_test_id("stDataFrame")
-    expect(grid.locator("table[role=grid]")).to_have_attribute("aria-rowcount", str(rows + 1))
-    drawn(page)
-    after_run(page, lambda: grid.click(position={"x": 18, "y": 35 * row + 35 + 17}))
+    table = grid.locator("table[role=grid]")
+    expect(table).to_have_attribute("aria-rowcount", str(rows + 1))
+    selected = table.locator(f"tbody tr[aria-rowindex='{row + 2}'][aria-selected='true']")
+    for attempt in range(tries):
+        drawn(page)
+        idle(page)
+        if selected.count() == 0:
+            grid.click(position={"x": 18, "y": 35 * row + 35 + 17})
+        try:
+            selected.wait_for(state="attached", timeout=10_000)
+            page.wait_for_timeout(300)  # the rerun the selection starts
+            idle(page)
+            if selected.count():
+                return
+        except PlaywrightTimeoutError:
+            if attempt == tries - 1:
+                raise
 
 
 def shot(page, name: str, full_page: bool = True) -> Path:

@@ -118,9 +118,32 @@ CREATE INDEX batches_by_created ON batches (created_at DESC);
 CREATE INDEX batch_items_by_run ON batch_items (run_id) WHERE run_id IS NOT NULL;
 """
 
+# Steering (core.services.steering): runs of one conversation share a thread (a follow-up names
+# the run it follows), and the user's edits between rounds are kept in order, each with the
+# whole answer as it stood before it (the text of the rounds it took over).
+STEERING = """
+ALTER TABLE runs ADD COLUMN thread_id TEXT;
+ALTER TABLE runs ADD COLUMN parent_id TEXT;
+CREATE INDEX runs_by_thread ON runs (thread_id, created_at) WHERE thread_id IS NOT NULL;
+
+CREATE TABLE edits (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    after_round INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    removed INTEGER NOT NULL,
+    added INTEGER NOT NULL,
+    made_at REAL NOT NULL,
+    inserted TEXT NOT NULL,
+    text_before TEXT NOT NULL,
+    PRIMARY KEY (run_id, position)
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_runs_and_rounds", RUNS_AND_ROUNDS),
     Migration("0002_run_list_indexes", RUN_LIST_INDEXES),
     Migration("0003_round_extra_json", ROUND_EXTRA),
     Migration("0004_batches", BATCHES),
+    Migration("0005_threads_and_edits", STEERING),
 )

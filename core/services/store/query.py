@@ -18,7 +18,9 @@ UPDATE runs SET
     (rounds, prompt_tokens_billed, completion_tokens, tokens_estimated, cost, characters) = (
         SELECT count(*), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
                coalesce(max(prompt_estimated OR completion_estimated), 0), sum(cost),
-               coalesce(sum(characters), 0)
+               coalesce(sum(characters), 0) + coalesce((
+                   SELECT length(text_before) - removed + added FROM edits
+                   WHERE edits.run_id = runs.id ORDER BY position DESC LIMIT 1), 0)
         FROM rounds WHERE rounds.run_id = runs.id),
     updated_at = :now, heartbeat_at = :now
 WHERE id = :run_id

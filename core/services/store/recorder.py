@@ -7,7 +7,8 @@
 
 What is written when:
 
-- ``RunStarted``: the run row (a new id, or the given id reopened for a resume).
+- ``RunStarted``: the run row (a new id, or the given id reopened for a resume); for a
+  run given as ``resume``, its edits, its thread, and the rounds an edit took the text of.
 - ``RoundStarted``: the round's live row.
 - ``Delta``: buffered; appended to the live row when ``flush_interval`` (1 s)
   has passed since the last write (only the live row and the run's totals are
@@ -129,6 +130,7 @@ class Recorder:
         self._written: dict[int, tuple[Any, ...]] = {}  # fingerprints of rows as written
         # The Round objects the engine owns (it trims a round's held-back tail later).
         self._rounds: dict[int, Round] = {r.index: r for r in resume.rounds} if resume else {}
+        self._resume = resume  # its edits and thread are saved with the run
         self._autoflush = autoflush
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -233,12 +235,26 @@ class Recorder:
             for round_ in self.store.stored_rounds(self.run_id):
                 self._written[round_.index] = fingerprint(round_)
         self._claim()
+        self._save_steering()
         self._last_write = self._clock()
         if self._autoflush and self._thread is None:
             self._thread = threading.Thread(
                 target=self._autoflush_loop, name="continuum-recorder", daemon=True
             )
             self._thread.start()
+
+    def _save_steering(self) -> None:
+        """The resumed (or seeded) run's edits and thread; the rounds an edit took the text of."""
+        resume = self._resume
+        if resume is None or self.run_id is None:
+            return
+        if resume.edits:
+            self.store.write_edits(self.run_id, resume.edits)
+        if resume.thread_id:
+            self.store.join_thread(self.run_id, resume.thread_id, resume.parent_id)
+        changed = [r for r in resume.rounds if fingerprint(r) != self._written.get(r.index)]
+        if changed:
+            self._write(changed)
 
     def _ensure_run(self) -> bool:
         """After a failed RunStarted write, try again before the next event; False if not started."""
@@ -247,6 +263,7 @@ class Recorder:
         if self.run_id is None:
             self.run_id = self.store.create_run(self._spec)
             self._claim()
+            self._save_steering()
         return True
 
     def _round_started(self, event: RoundStarted) -> None:

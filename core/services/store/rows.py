@@ -137,6 +137,8 @@ class RunSummary:
     characters: int
     error: ErrorInfo | None
     batch_id: str | None
+    thread_id: str | None = None  # runs of one conversation (follow-ups) share it
+    parent_id: str | None = None  # the run this one follows up on
 
     @property
     def display_title(self) -> str:
@@ -170,13 +172,16 @@ class RunSummary:
             characters=row["characters"],
             error=error_from_json(row["error_json"]),
             batch_id=row["batch_id"],
+            thread_id=row["thread_id"],
+            parent_id=row["parent_id"],
         )
 
 
 SUMMARY_COLUMNS = (
     f"id, title, substr(prompt, 1, {PROMPT_PREVIEW_CHARS}) AS prompt_preview, provider, base_url, model,"
     " strategy, status, stop_reason, created_at, updated_at, started_at, finished_at, rounds,"
-    " prompt_tokens_billed, completion_tokens, tokens_estimated, cost, characters, error_json, batch_id"
+    " prompt_tokens_billed, completion_tokens, tokens_estimated, cost, characters, error_json, batch_id,"
+    " thread_id, parent_id"
 )
 
 

@@ -16,7 +16,6 @@ from datetime import datetime
 
 from core.types import ErrorInfo, Round, RunResult, RunSpec
 
-from .database import Database
 from .db import StoreError
 from .owner import OWNER_COLUMNS, current_owner, owner_gone
 from .query import TOTALS_SQL, UPSERT_ROUND_SQL, filters
@@ -33,9 +32,10 @@ from .rows import (
     status_for,
 )
 from .sanitize import clean_spec_dict
+from .threads import Threads
 
 
-class Store(Database):
+class Store(Threads):
     """Runs and rounds in one SQLite file (``$CONTINUUM_DB`` or the user data directory).
 
     Opening migrates the file to the current schema (an up-to-date file is only
@@ -79,6 +79,7 @@ class Store(Database):
             rows = self._read("SELECT * FROM rounds WHERE run_id = ? ORDER BY idx", (run_id,))
             running = run["status"] == "running"
             rounds = [round_from_row(row, run_running=running) for row in rows]
+            edits = self.edits_of(run_id)
         return RunResult(
             spec=RunSpec.from_dict(json_object(run["spec_json"])),
             rounds=rounds,
@@ -87,6 +88,9 @@ class Store(Database):
             started_at=run["started_at"],
             finished_at=run["finished_at"],
             run_id=run["id"],
+            edits=edits,
+            thread_id=run["thread_id"],
+            parent_id=run["parent_id"],
         )
 
     def summary(self, run_id: str) -> RunSummary | None:
@@ -197,6 +201,10 @@ class Store(Database):
                 (run_id, now, now, result.started_at),
             )
             conn.execute("DELETE FROM rounds WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM edits WHERE run_id = ?", (run_id,))
+            self._write_edits(conn, run_id, result.edits)
+            if result.thread_id:
+                self._join_thread(conn, run_id, result.thread_id, result.parent_id)
             self._finish(
                 conn,
                 run_id,

@@ -1,19 +1,13 @@
-"""The domain model shared by every part of Continuum.
-
-A *run* is a bounded sequence of *rounds*. The engine (``core.continuation.engine``) turns a
-:class:`RunSpec` into a stream of :data:`Event` objects; the UI, the command
-line, the store and the batch runner all consume the same events. A finished
-(or interrupted) run is a :class:`RunResult`, whose :meth:`RunResult.to_dict`
-is the JSON transcript documented in the README.
+"""The records of a run: what is asked (:class:`RunSpec`), what each request did
+(:class:`Round`), what the user changed between rounds (:class:`Edit`), and the run so far
+(:class:`RunResult`, whose :meth:`RunResult.to_dict` is the JSON transcript in the README).
 
 Nothing here does I/O, and nothing here ever holds an API key.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
@@ -47,8 +41,6 @@ STRATEGIES: tuple[str, ...] = ("prefill", "vllm", "prefix", "completions", "inst
 
 # finish_reason values that mean "the round was cut, continue".
 TRUNCATED_FINISH_REASONS = frozenset({"length", "max_tokens", "model_context_window_exceeded"})
-
-DeltaKind = Literal["content", "reasoning"]
 
 
 @dataclass(frozen=True)
@@ -98,8 +90,7 @@ class RunSpec:
         return ""
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        return data
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunSpec:
@@ -175,8 +166,63 @@ class ErrorInfo:
 
 
 @dataclass
+class Edit:
+    """The user's change to the answer between rounds: a seam too (DESIGN §6).
+
+    One span of the answer as it stood (``text_before``) was replaced: ``removed``
+    characters from ``at`` gave way to ``inserted``. An opening the answer must begin
+    with is an edit before the first round (``after_round`` 0, ``text_before`` "").
+    """
+
+    after_round: int  # rounds the run had when the edit was made (0: before the first one)
+    at: int  # where the changed span starts, in text_before
+    removed: int  # characters of text_before replaced
+    inserted: str  # what replaced them
+    text_before: str  # the whole answer before the edit
+    made_at: float = field(default_factory=time.time)
+
+    @property
+    def added(self) -> int:
+        return len(self.inserted)
+
+    @property
+    def text(self) -> str:
+        """The whole answer after the edit."""
+        return self.text_before[: self.at] + self.inserted + self.text_before[self.at + self.removed :]
+
+    @classmethod
+    def between(cls, before: str, after: str, after_round: int) -> Edit:
+        """The edit turning ``before`` into ``after``: the one span between their common ends."""
+        limit = min(len(before), len(after))
+        start = 0
+        while start < limit and before[start] == after[start]:
+            start += 1
+        end = 0
+        while end < limit - start and before[-1 - end] == after[-1 - end]:
+            end += 1
+        return cls(after_round, start, len(before) - start - end, after[start : len(after) - end], before)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["added"] = self.added
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Edit:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
 class RunResult:
-    """A run so far: its spec, its rounds and, once ended, why it stopped."""
+    """A run so far: its spec, its rounds, the user's edits and, once ended, why it stopped.
+
+    The answer (:attr:`text`) is the last edit's text followed by the rounds after it.
+    An edit takes over the text of the rounds before it (:meth:`edit`): they keep their
+    numbers and their text lives on in the edit's ``text_before``, so the engine, which
+    continues from :attr:`text` and re-sends the last round's tail, continues from exactly
+    the edited text.
+    """
 
     spec: RunSpec
     rounds: list[Round] = field(default_factory=list)
@@ -185,10 +231,26 @@ class RunResult:
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
     run_id: str | None = None  # set by the store
+    edits: list[Edit] = field(default_factory=list)
+    thread_id: str | None = None  # runs of one conversation (follow-ups) share it
+    parent_id: str | None = None  # the run this one follows up on
 
     @property
     def text(self) -> str:
-        return "".join(r.text for r in self.rounds)
+        if not self.edits:
+            return "".join(r.text for r in self.rounds)
+        last = self.edits[-1]
+        return last.text + "".join(r.text for r in self.rounds if r.index > last.after_round)
+
+    def edit(self, text: str) -> Edit | None:
+        """Make ``text`` the answer so far, recorded as an :class:`Edit` (None: nothing changed)."""
+        if text == self.text:
+            return None
+        change = Edit.between(self.text, text, len(self.rounds))
+        for r in self.rounds:  # their text is in the edit now; nothing held back is owed to them
+            r.text = r.held_back = ""
+        self.edits.append(change)
+        return change
 
     @property
     def reasoning(self) -> str:
@@ -219,7 +281,7 @@ class RunResult:
             "completion_tokens": self.completion_tokens,
             "tokens_estimated": self.tokens_estimated,
             "cost": self.cost,
-            "characters": sum(len(r.text) for r in self.rounds),
+            "characters": len(self.text),
             "duration_s": (self.finished_at or time.time()) - self.started_at,
             "retries": sum(r.retries for r in self.rounds),
         }
@@ -238,6 +300,9 @@ class RunResult:
             "totals": self.totals(),
             "text": self.text,
             "reasoning": self.reasoning,
+            "edits": [e.to_dict() for e in self.edits],
+            "thread_id": self.thread_id,
+            "parent_id": self.parent_id,
         }
 
     @classmethod
@@ -251,133 +316,7 @@ class RunResult:
             started_at=data.get("started_at") or time.time(),
             finished_at=data.get("finished_at"),
             run_id=data.get("run_id"),
+            edits=[Edit.from_dict(e) for e in data.get("edits") or []],
+            thread_id=data.get("thread_id"),
+            parent_id=data.get("parent_id"),
         )
-
-
-# ---------------------------------------------------------------- stream level
-
-
-@dataclass
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0
-
-
-@dataclass
-class StreamDelta:
-    """One decoded chunk of a streamed completion, provider differences removed.
-
-    ``reasoning`` holds ``reasoning_content`` / ``reasoning`` fields; ``<think>``
-    tags inside ``content`` are split by the engine, not the client.
-    """
-
-    content: str = ""
-    reasoning: str = ""
-    finish_reason: str | None = None
-    usage: Usage | None = None
-
-
-# ---------------------------------------------------------------- engine events
-
-
-@dataclass
-class RunStarted:
-    spec: RunSpec
-    resumed_rounds: int = 0  # rounds carried over from an earlier run
-
-
-@dataclass
-class RoundStarted:
-    index: int
-    max_tokens: int
-    strategy: str
-    held_back: int = 0  # characters removed from the end of the answer so far
-    recovery: bool = False
-
-
-@dataclass
-class Delta:
-    text: str
-    kind: DeltaKind = "content"
-    round_index: int = 0
-
-
-@dataclass
-class Retrying:
-    reason: str
-    wait: float
-    attempt: int
-    round_index: int = 0
-
-
-@dataclass
-class Notice:
-    """Something the user should know that is not an error (reasoning ate the budget…)."""
-
-    message: str
-    round_index: int = 0
-
-
-@dataclass
-class RoundFinished:
-    round: Round
-
-
-@dataclass
-class RunFinished:
-    stop_reason: str
-    result: RunResult
-    error: ErrorInfo | None = None
-
-
-Event = RunStarted | RoundStarted | Delta | Retrying | Notice | RoundFinished | RunFinished
-
-
-class CancelToken:
-    """Thread-safe cancel flag that also aborts whatever is blocking the run.
-
-    The engine registers an abort callback (closing the live HTTP stream) while
-    a request is in flight, so ``cancel()`` from another thread ends a run
-    within milliseconds even while the server sends nothing.
-    """
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self._lock = threading.Lock()
-        self._aborts: list[Callable[[], None]] = []
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def cancel(self) -> None:
-        with self._lock:
-            self._event.set()
-            aborts = list(self._aborts)
-        for abort in aborts:
-            try:
-                abort()
-            except Exception:  # noqa: BLE001 - an abort must never raise into the canceller
-                pass
-
-    def wait(self, timeout: float) -> bool:
-        """Sleep up to ``timeout`` seconds; True if cancelled meanwhile."""
-        return self._event.wait(timeout)
-
-    def register(self, abort: Callable[[], None]) -> Callable[[], None]:
-        """Call ``abort`` on cancel (at once if already cancelled); returns an unregister."""
-        with self._lock:
-            already = self._event.is_set()
-            if not already:
-                self._aborts.append(abort)
-        if already:
-            abort()
-
-        def unregister() -> None:
-            with self._lock:
-                if abort in self._aborts:
-                    self._aborts.remove(abort)
-
-        return unregister

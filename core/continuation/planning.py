@@ -1,0 +1,88 @@
+"""The next round's request: the answer so far as the strategy sends it, the tail held back, the
+tokens asked for. DESIGN §4 (seams) and §5 (budget).
+
+:func:`plan_round` gives a :class:`~core.continuation.rounds.Plan`, or the reason to send
+nothing (the context or the cost limit is reached). Holding back is committed only when a
+request goes out: the previous round gives its tail back, and the new round is to write it again.
+"""
+
+from __future__ import annotations
+
+from core.continuation import budget, seams
+from core.continuation.ledger import Ledger
+from core.continuation.reasoning import ThinkSplitter
+from core.continuation.rounds import Plan
+from core.continuation.strategies import Strategy, Think, prefill_text
+from core.types import TRUNCATED_FINISH_REASONS, Round, RunSpec
+from core.wire.errors import ConfigError
+
+__all__ = ["plan_round"]
+
+
+def plan_round(
+    spec: RunSpec,
+    rounds: list[Round],
+    strategy: Strategy,
+    ledger: Ledger,
+    *,
+    full: str,
+    reasoning: str,
+    think: Think,
+    check_seam: bool,
+) -> Plan | str:
+    """The next request after ``rounds`` (whose text is ``full``), or a stop reason.
+
+    ``reasoning`` and ``think``: the reasoning so far and where ``<think>`` stands, while the
+    answer is empty. ``check_seam``: the first seam at temperature 0 is still to be checked
+    (whole words are then held back, and ``Plan.verify`` says they were).
+    """
+    if spec.max_tokens < 1:
+        raise ConfigError(f"max_tokens per round is {spec.max_tokens}.", "Set it to at least 1.")
+    context, chars = ledger.context_tokens(strategy.build(spec, full, reasoning, think=think)[1])
+    room = ledger.room(context)
+    if room.exhausted:
+        return "context_exhausted"
+    last = rounds[-1] if rounds else None
+    verify = (  # the first seam at temperature 0: hold back whole words and check they come back
+        check_seam
+        and spec.temperature == 0
+        and last is not None
+        and last.finish_reason in TRUNCATED_FINISH_REASONS
+        and strategy.holds_back
+    )
+    held = 0
+    if last and last.text and strategy.holds_back:
+        hold = seams.hold_back_to_verify if verify else seams.hold_back
+        held = hold(last.text, room.max_tokens)
+    verify = verify and held > 0
+    answer = full[: len(full) - held]
+    endpoint, body = strategy.build(spec, answer, reasoning, think=think)
+    if held:
+        context, chars = ledger.context_tokens(body)
+        room = ledger.room(context)
+    body["max_tokens"] = room.max_tokens
+    spent = ledger.spent + budget.prompt_cost(spec.prices, context)
+    if spec.cost_limit is not None and spec.prices is not None and spent > spec.cost_limit:
+        return "cost_limit"
+    held_text = ""
+    if held and last is not None:  # committed: the previous round gives its tail back
+        held_text = last.text[-held:]
+        last.held_back = held_text + last.held_back
+        last.text = last.text[:-held]
+    prefill = prefill_text(answer, reasoning, think)
+    splitter = None
+    if not answer:
+        splitter = ThinkSplitter(inside=think == "open", closed=think == "closed", empty=not reasoning)
+    return Plan(
+        endpoint=endpoint,
+        body=body,
+        held=held,
+        answer=answer,
+        prefill=prefill,
+        prompt_estimate=context,
+        sent_chars=chars,
+        held_text=held_text,
+        verify=verify,
+        reply_filter=strategy.reply_filter(prefill),
+        splitter=splitter,
+    )
