@@ -95,17 +95,15 @@ def _start_run() -> None:
     if not spec.base_url:
         _flash("error", f"{p.label} needs a base URL: set it in Settings.")
         return
-    problems = validation.spec_problems(spec)
-    if problems:
-        text = _problems_text(problems)
+    seed = steering.opening(spec, opening)  # the answer begins with the opening, if any
+    try:  # the job manager checks the spec, once, before anything starts
+        job = common.job_manager().start(spec, api_key=key, resume=seed, timeouts=timeouts.session_timeouts())
+    except validation.Invalid as exc:
         if len(prompt) > validation.MAX_PROMPT_CHARS:
             # not kept for the form: restore_form would send it back to the browser on every visit
             state["prompt"] = ""
-        _flash("error", text)
+        _flash("error", _problems_text(exc.problems))
         return
-    seed = steering.opening(spec, opening)  # the answer begins with the opening, if any
-    try:
-        job = common.job_manager().start(spec, api_key=key, resume=seed, timeouts=timeouts.session_timeouts())
     except ContinuumError as exc:
         _flash("error", str(exc))
         return

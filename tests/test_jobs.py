@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from core.continuation.validation import Invalid
 from core.demo import demo_document
 from core.services.jobs import Gauge, JobManager, recording_runner
 from core.services.snapshot import AMBER_AT, RED_AT
@@ -347,3 +348,13 @@ def test_a_recording_manager_saves_each_run_to_the_history(demo_server: str, tmp
     result = job.snapshot().result
     assert result is not None and result.run_id
     assert store.load(result.run_id).text == demo_document(prompt)
+
+
+def test_a_refused_spec_names_every_problem_and_starts_nothing() -> None:
+
+    manager = JobManager()
+    spec = RunSpec(messages=[{"role": "user", "content": "x" * 40_000}], max_tokens=0, context_window=8192)
+    with pytest.raises(Invalid) as refused:
+        manager.start(spec)
+    assert {p.field for p in refused.value.problems} >= {"max_tokens"} and len(refused.value.problems) >= 2
+    assert "settings are not valid" in str(refused.value)

@@ -26,6 +26,7 @@ from core.wire.errors import ConfigError
 
 __all__ = [
     "MAX_PROMPT_CHARS",
+    "Invalid",
     "Problem",
     "prompt_size",
     "spec_problems",
@@ -138,13 +139,21 @@ def spec_problems(spec: RunSpec) -> list[Problem]:
     return problems
 
 
+class Invalid(ConfigError):
+    """A spec :func:`validate_spec` refused: a ConfigError whose ``problems`` list every one."""
+
+    def __init__(self, message: str, hint: str | None, problems: list[Problem]) -> None:
+        super().__init__(message, hint)
+        self.problems = problems
+
+
 def validate_spec(spec: RunSpec) -> None:
-    """Raise :class:`~core.wire.errors.ConfigError` naming every problem of ``spec`` (see :func:`spec_problems`)."""
+    """Raise :class:`Invalid` (a ConfigError) naming every problem of ``spec`` (see :func:`spec_problems`)."""
     problems = spec_problems(spec)
     if not problems:
         return
     if len(problems) == 1:
-        raise ConfigError(problems[0].message, problems[0].hint or None)
+        raise Invalid(problems[0].message, problems[0].hint or None, problems)
     listed = " ".join(p.message for p in problems)
     hints = " ".join(dict.fromkeys(p.hint for p in problems if p.hint))
-    raise ConfigError(f"{len(problems)} settings are not valid: {listed}", hints or None)
+    raise Invalid(f"{len(problems)} settings are not valid: {listed}", hints or None, problems)
