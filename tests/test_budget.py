@@ -149,3 +149,11 @@ def test_growth_beyond_the_generated_text_is_estimated() -> None:
         prev_prompt=1000, prev_completion=300, generated_chars=1500, delta_chars=1900, calib=calib
     )
     assert n >= 1300 + 100
+
+
+def test_costs_carry_no_float_noise() -> None:
+    prices = Prices(input_per_mtok=0.23, output_per_mtok=0.4)
+    cost = round_cost(prices, 1_733, 287)
+    assert cost == 0.00051339 and repr(cost) == "0.00051339"
+    result = RunResult(spec=RunSpec(messages=[]), rounds=[Round(index=i, cost=0.1) for i in (1, 2, 3)])
+    assert result.cost == 0.3  # 0.1 + 0.1 + 0.1 would be 0.30000000000000004

@@ -212,6 +212,9 @@ def round_budget(spec: RunSpec, *, context_tokens: int, produced_tokens: int, wi
     return Budget(max(0, value), name, context_tokens, room)
 
 
+USD_DIGITS = 10  # a ten-billionth of a dollar: far below any price, far above float noise
+
+
 def round_cost(prices: Prices | None, prompt: int, completion: int, cached: int = 0) -> float | None:
     """USD for one request, or None without prices."""
     if prices is None:
@@ -220,11 +223,12 @@ def round_cost(prices: Prices | None, prompt: int, completion: int, cached: int 
     cached_price = prices.cached_input_per_mtok
     if cached_price is None:
         cached_price = prices.input_per_mtok
-    return (
+    usd = (
         (prompt - cached) * prices.input_per_mtok
         + cached * cached_price
         + completion * prices.output_per_mtok
     ) / 1_000_000
+    return round(usd, USD_DIGITS)  # no float noise (0.0005137000000000001) in tables and exports
 
 
 def prompt_cost(prices: Prices | None, prompt: int) -> float:

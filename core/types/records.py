@@ -268,7 +268,7 @@ class RunResult:
     @property
     def cost(self) -> float | None:
         costs = [r.cost for r in self.rounds if r.cost is not None]
-        return sum(costs) if costs else None
+        return round(sum(costs), 10) if costs else None  # as budget.round_cost: no float noise
 
     @property
     def tokens_estimated(self) -> bool:
