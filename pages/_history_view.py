@@ -21,7 +21,7 @@ from pages import _charts as charts
 from pages._blocks import split_blocks
 from pages._history import status_badge, tokens_text
 from pages._live import ROUND_HEIGHT, edit_box, edited_placeholder, render_downloads
-from pages._status import gauge_chart, gauge_text, round_heading, show_error, stop_message
+from pages._status import example_prices, gauge_chart, gauge_text, round_heading, show_error, stop_message
 
 INTERRUPTED_TEXT = (
     "**Interrupted.** The process writing this run stopped before the run ended (the app was "
@@ -116,7 +116,7 @@ def render_run(result: RunResult, status: str, extra: Callable[[], None] | None 
     gauge = snap.gauge
     if gauge.window:
         st.altair_chart(gauge_chart(gauge), width="stretch")
-    st.caption(gauge_text(gauge, len(snap.rounds)))
+    st.caption(gauge_text(gauge, len(snap.rounds), example=example_prices(snap.spec)))
     if snap.rounds or result.text:
         with st.container(horizontal=True, gap="small", key="run_downloads"):
             render_downloads(snap, formats=None if result.text else ("json", "csv"))

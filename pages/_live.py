@@ -25,6 +25,7 @@ from core.types import Edit, Round
 from pages import _charts as charts
 from pages._blocks import BlockCutter, inert
 from pages._status import (
+    example_prices,
     gauge_chart,
     gauge_text,
     live_heading,
@@ -256,7 +257,7 @@ class JobView:
         if gauge.window and key != self._gauge_key and due:  # whole percents, at most once a second
             self._gauge_key, self._gauge_at = key, now
             self.gauge_chart.altair_chart(gauge_chart(gauge), width="stretch")
-        self.gauge_text.caption(gauge_text(gauge, rounds))
+        self.gauge_text.caption(gauge_text(gauge, rounds, example=example_prices(snap.spec)))
         if snap.retrying:
             self.message.info(inert(snap.retrying), icon=":material/refresh:")
         elif snap.notices and running:

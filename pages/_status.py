@@ -9,7 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from core.services.jobs import Gauge, LiveRound, Snapshot
-from core.types import ErrorInfo, Round
+from core.services.providers import PROVIDERS
+from core.types import ErrorInfo, Round, RunSpec
 from pages._blocks import inert, inert_code
 
 STOP_MESSAGES = {
@@ -143,7 +144,14 @@ def gauge_chart(g: Gauge) -> alt.Chart:
     )
 
 
-def gauge_text(g: Gauge, rounds: int) -> str:
+def example_prices(spec: RunSpec) -> bool:
+    """The demo model's prices are made up: its costs are shown as examples, never as bills."""
+    provider = PROVIDERS.get(spec.provider)
+    return provider is not None and provider.is_demo
+
+
+def gauge_text(g: Gauge, rounds: int, *, example: bool = False) -> str:
+    """The gauge in words; ``example``: the prices are the demo's made-up ones (say so)."""
     est = g.estimated
     if g.window:
         color = {"ok": "green", "amber": "orange", "red": "red"}[g.level]
@@ -157,7 +165,12 @@ def gauge_text(g: Gauge, rounds: int) -> str:
     )
     billed = (
         f":material/receipt_long: Input billed **{_n(g.billed_input_tokens, est)}** tokens"
-        f" over {rounds} round{'s' if rounds != 1 else ''} · est. cost **{_money(g.cost)}**"
+        f" over {rounds} round{'s' if rounds != 1 else ''} · "
+        + (
+            f"cost at example prices **{_money(g.cost)}** (the demo bills nothing)"
+            if example
+            else f"est. cost **{_money(g.cost)}**"
+        )
     )
     if rounds > 1:
         billed += " — every round re-sends the prompt and all the text so far"

@@ -71,6 +71,7 @@ def test_a_run_streams_to_the_end_and_offers_the_downloads(app: AppTest):
     at = generate(app, max_tokens=256)
     assert not at.exception
     assert "Finished" in texts(at)
+    assert "cost at example prices" in texts(at) and "est. cost" not in texts(at)  # the demo bills nothing
     assert at.query_params["run"] and at.session_state["job_id"] == at.query_params["run"]
     assert {"download_md", "download_txt", "download_json", "download_csv"} <= {
         e.key for e in at.get("download_button")
@@ -250,3 +251,15 @@ def test_the_round_timeout_from_settings_reaches_the_run(app: AppTest, demo_url)
     snap = job.snapshot()
     assert snap.text == demo_document(prompt)
     assert any("round timeout" in (r.error or "") for r in snap.rounds) and snap.rounds[-1].recovery
+
+
+def test_only_the_demo_models_costs_are_called_examples():
+    from core.services.snapshot import Gauge
+    from core.types import RunSpec
+    from pages._status import example_prices, gauge_text
+
+    gauge = Gauge(8192, 100, 200, 300, 0.00051339, False)
+    demo, paid = RunSpec(messages=[], provider="demo"), RunSpec(messages=[], provider="deepinfra")
+    assert example_prices(demo) and not example_prices(paid)
+    assert "cost at example prices **$0.0005**" in gauge_text(gauge, 2, example=True)
+    assert "est. cost **$0.0005**" in gauge_text(gauge, 2, example=example_prices(paid))
