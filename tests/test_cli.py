@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.demo import demo_document
+from core.services.plain import plain_text
 from core.services.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -161,7 +162,9 @@ def test_runs_are_listed_shown_and_exported(env: dict[str, str]) -> None:
     assert "totals: 3 rounds" in show.stdout
     exported = cli("runs", "export", run_id, "--format", "json", env=env)
     assert json.loads(exported.stdout)["text"] == demo_document(PROMPT)
-    assert cli("runs", "export", run_id, "--format", "txt", env=env).stdout == demo_document(PROMPT)
+    assert cli("runs", "export", run_id, "--format", "txt", env=env).stdout == plain_text(
+        demo_document(PROMPT)
+    )
 
 
 def _wait_for_live_text(db: Path, deadline: float) -> str:

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from core.services import export
+from core.services.plain import plain_text
 from core.types import ErrorInfo, Prices, Round, RunResult, RunSpec
 
 
@@ -33,10 +34,31 @@ def make_result(prompt: str = "Write a history of Rome in 5000 tokens", **spec_f
     )
 
 
-def test_markdown_and_text_hold_exactly_the_assembled_answer():
+def test_markdown_holds_exactly_the_assembled_answer_and_text_its_words_without_the_syntax():
     result = make_result()
     assert export.to_markdown(result).decode("utf-8") == "# Rome\n\nIt began on seven hills — ünïcode."
-    assert export.to_text(result) == export.to_markdown(result)
+    assert export.to_text(result).decode("utf-8") == "Rome\n\nIt began on seven hills — ünïcode."
+
+
+PLAIN_CASES = [
+    ("# Title #\n\n## Sub", "Title\n\nSub"),
+    ("Some **bold**, __strong__, *it*, _em_ and ~~gone~~.", "Some bold, strong, it, em and gone."),
+    ("snake_case_name and 2*3*4 stay", "snake_case_name and 2*3*4 stay"),
+    ("`code **x**` and ``a ` b``", "code **x** and a ` b"),
+    ("[a link](https://x.y) and [https://x.y](https://x.y)", "a link (https://x.y) and https://x.y"),
+    ("![a chart](c.png)", "a chart"),
+    ("> quoted\n>> deeper", "quoted\ndeeper"),
+    ("- item\n1. first\n| a | b |", "- item\n1. first\n| a | b |"),
+    ("```python\nx = **1**  # kept\n```\nafter", "x = **1**  # kept\nafter"),
+    ("~~~\n```\n~~~", "```"),
+    ("above\n---\nbelow", "above\n\nbelow"),
+    ("a <!-- note --> b", "a  b"),
+]
+
+
+@pytest.mark.parametrize(("markdown", "text"), PLAIN_CASES)
+def test_plain_text_drops_the_markdown_syntax_and_keeps_every_word(markdown: str, text: str):
+    assert plain_text(markdown) == text
 
 
 def test_json_is_the_transcript():

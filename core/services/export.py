@@ -18,6 +18,7 @@ import time
 import unicodedata
 from typing import Any
 
+from core.services.plain import plain_text
 from core.types import Round, RunResult
 
 FORMATS: dict[str, str] = {
@@ -57,8 +58,8 @@ def to_markdown(result: RunResult) -> bytes:
 
 
 def to_text(result: RunResult) -> bytes:
-    """The assembled answer as plain text (the same characters as :func:`to_markdown`)."""
-    return result.text.encode("utf-8")
+    """The assembled answer as plain text: its words without the Markdown syntax (:mod:`core.services.plain`)."""
+    return plain_text(result.text).encode("utf-8")
 
 
 def to_json(result: RunResult) -> bytes:
