@@ -26,12 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from demo_process import free_port  # noqa: E402  (bench/ is on sys.path)
+from demo_process import start_demo_process  # noqa: E402  (bench/ is on sys.path)
 
 from core.continuation.engine import run  # noqa: E402
 from core.demo import TRANSCRIPTS  # noqa: E402
@@ -41,32 +39,7 @@ TARGET = 0.10  # a round's measured duration within 10 % of the recorded one (at
 
 
 def start_replay(path: Path, speed: float) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "core.demo",
-        "--port",
-        str(port),
-        "--replay",
-        str(path),
-        "--speed",
-        f"{speed:g}",
-    ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{base}/models", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit(f"the replay server did not start: {' '.join(cmd)}")
-        time.sleep(0.05)
+    return start_demo_process(0.0, "--replay", str(path), "--speed", f"{speed:g}")
 
 
 def replay_once(name: str, speed: float) -> dict[str, Any]:

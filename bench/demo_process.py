@@ -20,11 +20,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_demo_process(rate: float = 0.0) -> tuple[subprocess.Popen[bytes], str]:
-    """``python -m core.demo`` on a free loopback port at ``rate`` tokens/s; (process, base URL) once it answers."""
+def start_demo_process(rate: float = 0.0, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m core.demo`` on a free loopback port at ``rate`` tokens/s (``extra``: more of its
+    arguments); (process, base URL) once it answers."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "core.demo", "--port", str(port), "--rate", f"{rate:g}"]
+    cmd = [sys.executable, "-m", "core.demo", "--port", str(port), "--rate", f"{rate:g}", *extra]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 20
@@ -36,5 +37,5 @@ def start_demo_process(rate: float = 0.0) -> tuple[subprocess.Popen[bytes], str]
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise SystemExit("the demo server did not start")
+            raise SystemExit(f"the demo server did not start: {' '.join(cmd)}")
         time.sleep(0.05)

@@ -26,6 +26,7 @@ from core.types import STRATEGIES, RunResult, RunSpec
 from core.wire.errors import ContinuumError
 from pages import _common as common
 from pages._blocks import inert
+from pages._format import money
 
 STUDIO = "pages/studio.py"
 RUNS = "pages/runs.py"
@@ -123,12 +124,6 @@ def status_badge(status: str, stop_reason: str | None = None) -> str:
 
 def tokens_text(value: int, estimated: bool) -> str:
     return f"≈{value:,}" if estimated else f"{value:,}"
-
-
-def money(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
 
 
 def outcome(summary: RunSummary) -> str:
