@@ -184,7 +184,7 @@ def test_generate_is_disabled_while_a_run_goes(page, app_url, demo_server):
     page.get_by_text("A run is going: stop it to start another.").wait_for()
     page.locator(".st-key-stop_run button").click()
     ended(page, "Cancelled")
-    expect(page.get_by_role("button", name="Generate")).to_be_enabled()
+    expect(page.get_by_role("button", name="Generate")).to_be_enabled(timeout=WAIT)
 
 
 def test_a_reload_mid_run_keeps_the_form_and_the_run_in_sync(page, app_url, demo_server):
