@@ -246,6 +246,26 @@ def click_row(page, row: int, rows: int, tries: int = 3) -> None:
                 raise
 
 
+def open_tab(page, name: str, tries: int = 3) -> None:
+    """Open the tab ``name`` once no script run is going, and wait until it is the selected one
+    with no run going. A tab with ``on_change="rerun"`` starts a rerun; a click that lands while
+    a rerun replaces the tabs is lost, so the tab is clicked again while it is not selected."""
+    tab = page.get_by_role("tab", name=name)
+    for attempt in range(tries):
+        idle(page)
+        if tab.get_attribute("aria-selected") != "true":
+            tab.click()
+        try:
+            expect(tab).to_have_attribute("aria-selected", "true", timeout=10_000)
+            page.wait_for_timeout(300)  # the rerun the click starts
+            idle(page)
+            if tab.get_attribute("aria-selected") == "true":
+                return
+        except AssertionError:
+            if attempt == tries - 1:
+                raise
+
+
 def shot(page, name: str, full_page: bool = True) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

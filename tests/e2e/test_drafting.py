@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from core.demo import behaviour_url, demo_document
 from core.services.plain import plain_text
-from tests.e2e.conftest import WAIT, click_row, drawn, idle, shot
+from tests.e2e.conftest import WAIT, click_row, drawn, idle, open_tab, shot
 from tests.e2e.test_studio import (
     download,
     generate,
@@ -106,7 +106,7 @@ def test_an_edited_answer_is_continued_from_the_edit_and_kept_in_the_transcript(
     assert (edit["after_round"], edit["text_before"]) == (rounds_before, before)
     assert edit["removed"] == len(before) - edit["at"] and edit["inserted"] == edited[edit["at"] :]
     page.get_by_text("MY OWN SENTENCE", exact=False).first.wait_for()
-    page.get_by_role("tab", name="Rounds").click()
+    open_tab(page, "Rounds")
     expect(page.locator(".st-key-edit_1")).to_contain_text(f"Your edit after round {rounds_before}")
 
 

@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 
 from core.demo import behaviour_url, demo_document
 from core.services.store import Store
-from tests.e2e.conftest import ARTIFACTS, WAIT, click_row, drawn, shot, start_app, stop_app
+from tests.e2e.conftest import ARTIFACTS, WAIT, click_row, drawn, open_tab, shot, start_app, stop_app
 from tests.test_pages_runs import record_run
 
 PRESS = "Write about 1500 tokens on the history of the printing press, with headings."
@@ -113,7 +113,7 @@ def test_a_past_run_opens_from_the_list_with_its_rounds_and_named_downloads(page
     settled(page)
     shot(page, "runs-open-light", full_page=False)
     rounds = len(Store(history.db).load(history.press).rounds)
-    page.get_by_role("tab", name="Rounds").click()
+    open_tab(page, "Rounds")
     page.get_by_text(re.compile(rf"^Round {rounds} ·")).wait_for()
     assert page.get_by_text(re.compile(r"^Round \d+ ·")).count() == rounds
     md = download(page, "Download output")
@@ -171,7 +171,7 @@ def test_two_runs_of_one_prompt_are_compared_side_by_side(page, history: History
     page.get_by_role("tab", name="Seams").wait_for(timeout=WAIT)
     page.get_by_role("combobox", name="Compare with").click()
     page.get_by_role("option").filter(has_text="instruction").first.click()
-    page.get_by_role("tab", name="Compare").click()
+    open_tab(page, "Compare")
     page.get_by_text("The two answers are identical").wait_for(timeout=WAIT)
     assert f"vs={history.press_instruction}" in page.url
     visible_charts(page).nth(3).wait_for()
@@ -208,7 +208,7 @@ def test_seams_charts_and_a_past_run_look_right_in_the_dark(browser, history: Hi
         expect(page.locator(".st-key-seam_2")).to_contain_text("estimated tokens")
         settled(page)
         shot(page, "inspect-seams-dark", full_page=False)
-        page.get_by_role("tab", name="Charts").click()
+        open_tab(page, "Charts")
         visible_charts(page).nth(3).wait_for()
         drawn(page)
         shot(page, "inspect-charts-dark", full_page=False)

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import WAIT, after_run, click_row, drawn, idle, shot, start_app, stop_app
+from tests.e2e.conftest import WAIT, after_run, click_row, drawn, idle, open_tab, shot, start_app, stop_app
 from tests.e2e.test_studio import choose, enabled_input, finished, generate, open_studio, set_number, status
 
 PROMPT = "Write about 400 tokens on the harbours of Cornwall."
@@ -57,8 +57,8 @@ def test_every_page_and_a_demo_run_request_nothing_but_the_app(browser, app_url)
         generate(page, PROMPT)
         finished(page)
         assert "Finished" in status(page)
-        page.get_by_role("tab", name="Table & charts").click()
-        page.get_by_test_id("stVegaLiteChart").nth(1).wait_for()
+        open_tab(page, "Table & charts")
+        page.get_by_test_id("stVegaLiteChart").locator("visible=true").nth(1).wait_for()
         drawn(page)
         page.get_by_role("link", name="Runs").click()  # the run, opened from the history
         search = page.get_by_role("textbox", name="Search")
@@ -72,7 +72,8 @@ def test_every_page_and_a_demo_run_request_nothing_but_the_app(browser, app_url)
         assert count >= 1
         click_row(page, 0, rows=count)  # the newest first
         page.get_by_role("button", name="Inspect seams").click()  # and inspected: seams and charts
-        page.get_by_role("tab", name="Charts").click()
+        page.get_by_role("heading", name="Inspect", level=1).wait_for()
+        open_tab(page, "Charts")
         page.get_by_test_id("stVegaLiteChart").locator("visible=true").nth(1).wait_for()
         drawn(page)
         for title, _ in PAGES:  # through the menu (one session), then each as a fresh page load

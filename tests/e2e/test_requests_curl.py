@@ -18,7 +18,7 @@ import uuid
 import pytest
 
 from core.demo import behaviour_url, demo_document
-from tests.e2e.conftest import idle, shot
+from tests.e2e.conftest import idle, open_tab, shot
 from tests.e2e.test_studio import finished, generate, open_studio, set_number, use_custom_server
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl command")
@@ -43,7 +43,7 @@ def inspect_last_round(page, app_url: str, marker: str) -> str:
     box.fill(marker)  # the list is virtualised: filter first
     page.get_by_role("option", name=re.compile(re.escape(marker))).click()
     idle(page)
-    page.get_by_role("tab", name="Requests").click()
+    open_tab(page, "Requests")
     card = page.locator(".st-key-round_request")
     card.wait_for()
     code = card.get_by_test_id("stCode").filter(has_text="curl -sS -N")

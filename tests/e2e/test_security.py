@@ -31,7 +31,7 @@ from playwright.sync_api import expect
 
 from core.demo import behaviour_url, demo_document
 from core.services.store import Store
-from tests.e2e.conftest import ROOT, WAIT, shot, start_app, stop_app
+from tests.e2e.conftest import ROOT, WAIT, open_tab, shot, start_app, stop_app
 from tests.e2e.test_studio import choose, download, enabled_input, finished, generate, set_number, status
 from tests.test_pages_runs import record_run
 from tests.test_secrets import files_under, find_leaks, new_sentinel
@@ -386,7 +386,7 @@ def test_model_output_with_scripts_and_javascript_links_is_inert_in_the_studio(b
             re.fullmatch(r"echo-payloads-that-must-stay-text[a-z0-9-]*-\d{8}-\d{4}\.(md|txt|json|csv)", n)
             for n in names
         ), names
-        page.get_by_role("tab", name="Rounds").click()
+        open_tab(page, "Rounds")
         page.get_by_text(re.compile(r"^Round 1 ·")).wait_for()
         assert_inert(page, seen, "studio rounds")
         shot(page, "security-xss-studio-light", full_page=False)

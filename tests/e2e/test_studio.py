@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from core.demo import behaviour_url, demo_document
 from core.services.plain import plain_text
-from tests.e2e.conftest import WAIT, drawn, idle, shot
+from tests.e2e.conftest import WAIT, drawn, idle, open_tab, shot
 
 SHORT = "Write about 3000 tokens on the history of the printing press, with headings."
 LONG = "Write about 20000 tokens on lighthouses of the Atlantic coast."
@@ -120,7 +120,7 @@ def test_a_multi_round_run_streams_to_the_end(page, app_url):
     text = status(page)
     rounds = int(re.search(r"(\d+) rounds", text).group(1))
     assert "Finished" in text and rounds >= 5
-    page.get_by_role("tab", name="Rounds").click()
+    open_tab(page, "Rounds")
     page.get_by_text(re.compile(rf"^Round {rounds} ·")).wait_for()
     assert page.get_by_text(re.compile(r"^Round \d+ ·")).count() == rounds
 
@@ -138,10 +138,10 @@ def test_the_studio_looks_right_during_and_after_a_run_in_light_and_dark(browser
             shot(page, f"studio-running-{scheme}", full_page=False)
             finished(page)
             shot(page, f"studio-finished-{scheme}", full_page=False)
-            page.get_by_role("tab", name="Rounds").click()
+            open_tab(page, "Rounds")
             page.get_by_text(re.compile(r"^Round 2 ·")).wait_for()
             shot(page, f"studio-rounds-{scheme}", full_page=False)
-            page.get_by_role("tab", name="Table & charts").click()
+            open_tab(page, "Table & charts")
             page.get_by_test_id("stVegaLiteChart").nth(1).wait_for()
             page.locator('[data-testid^="glide-cell"]').first.wait_for(state="attached")
             drawn(page)
@@ -272,7 +272,7 @@ def test_every_download_holds_what_the_screen_showed(page, app_url):
     assert md == transcript["text"] == demo_document(SHORT) and txt == plain_text(md)
     assert markdown_words(md) == words(on_screen)
     assert transcript["totals"]["completion_tokens"] == shown_tokens
-    page.get_by_role("tab", name="Rounds").click()
+    open_tab(page, "Rounds")
     expect(page.get_by_text(re.compile(r"^Round \d+ ·"))).to_have_count(
         len(transcript["rounds"])
     )  # all drawn
