@@ -16,7 +16,25 @@ from core.continuation.strategies import Strategy, Think, prefill_text
 from core.types import TRUNCATED_FINISH_REASONS, Round, RunSpec
 from core.wire.errors import ConfigError
 
-__all__ = ["plan_round"]
+__all__ = ["held_back_chars", "plan_round", "seam_check_due"]
+
+
+def seam_check_due(spec: RunSpec, last: Round | None, strategy: Strategy, *, first_seam: bool) -> bool:
+    """Whether the seam after ``last`` is checked: the first seam, at temperature 0, after a
+    truncated round, with a strategy that holds back (whole words then come back to be compared)."""
+    return (
+        first_seam
+        and spec.temperature == 0
+        and last is not None
+        and last.finish_reason in TRUNCATED_FINISH_REASONS
+        and strategy.holds_back
+    )
+
+
+def held_back_chars(text: str, max_tokens: int, *, verify: bool) -> int:
+    """How many characters at the end of ``text`` the next round (of ``max_tokens``) is sent without."""
+    hold = seams.hold_back_to_verify if verify else seams.hold_back
+    return hold(text, max_tokens)
 
 
 def plan_round(
@@ -43,17 +61,10 @@ def plan_round(
     if room.exhausted:
         return "context_exhausted"
     last = rounds[-1] if rounds else None
-    verify = (  # the first seam at temperature 0: hold back whole words and check they come back
-        check_seam
-        and spec.temperature == 0
-        and last is not None
-        and last.finish_reason in TRUNCATED_FINISH_REASONS
-        and strategy.holds_back
-    )
+    verify = seam_check_due(spec, last, strategy, first_seam=check_seam)
     held = 0
     if last and last.text and strategy.holds_back:
-        hold = seams.hold_back_to_verify if verify else seams.hold_back
-        held = hold(last.text, room.max_tokens)
+        held = held_back_chars(last.text, room.max_tokens, verify=verify)
     verify = verify and held > 0
     answer = full[: len(full) - held]
     endpoint, body = strategy.build(spec, answer, reasoning, think=think)

@@ -52,10 +52,10 @@ from typing import Any
 
 import httpx
 
-from core.continuation import seams
+from core.continuation import planning
 from core.continuation.strategies import Endpoint, Strategy, get_strategy
 from core.services.providers import PROVIDERS
-from core.types import TRUNCATED_FINISH_REASONS, Round, RunResult, RunSpec
+from core.types import Round, RunResult, RunSpec
 from core.wire.client import stream_payload
 
 __all__ = [
@@ -127,9 +127,8 @@ def _given_back(spec: RunSpec, rounds: list[Round], index: int, strategy: Strate
     if rnd.text or prev.held_back or not prev.text:
         return ""
     first_seam = not any(r.held_back for r in rounds[: index - 2])
-    verify = first_seam and spec.temperature == 0 and prev.finish_reason in TRUNCATED_FINISH_REASONS
-    hold = seams.hold_back_to_verify if verify else seams.hold_back
-    held = hold(prev.text, rnd.max_tokens)
+    verify = planning.seam_check_due(spec, prev, strategy, first_seam=first_seam)
+    held = planning.held_back_chars(prev.text, rnd.max_tokens, verify=verify)
     return prev.text[len(prev.text) - held :] if held else ""
 
 
