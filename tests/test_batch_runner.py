@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from test_access import PUBLIC, REBOUND, Server
 from test_batch_support import make_items, new_batch, prompt, runner
 
 from core.demo import demo_document
 from core.services.batch import BatchItem, ItemProgress, batch_results
 from core.services.store import Store, StoreError
 from core.wire.errors import ConfigError
+from core.wire.guard import SHARED_ENV
 
 
 def texts_are_exact(store: Store, batch_id: str) -> list[str]:
@@ -196,3 +200,31 @@ def test_a_base_url_that_cannot_work_is_refused_at_start(tmp_db: Path) -> None:
         with pytest.raises(ConfigError, match="http"):
             batch.start()
     assert batch.progress().state == "ready"
+
+
+def test_a_batch_on_a_shared_server_connects_only_to_the_checked_addresses(
+    tmp_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the name resolves to a public address for every check and to 127.0.0.1 when a
+    connection is opened. The batch's workers refuse it there, before a byte is sent."""
+    server = Server()
+    monkeypatch.setenv(SHARED_ENV, "1")
+    system_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host != REBOUND:
+            return system_getaddrinfo(host, port, *args, **kwargs)
+        connecting = any(frame.function == "connect_tcp" for frame in inspect.stack())
+        address = "127.0.0.1" if connecting else PUBLIC  # PUBLIC is never dialled: the checks only read it
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    try:
+        with Store() as store:
+            batch_id = new_batch(store, f"http://{REBOUND}:{server.port}/v1", make_items(2), concurrency=2)
+            progress = runner(store, batch_id).run()
+    finally:
+        server.stop()
+    assert server.connections == 0
+    assert progress.failed == 2
+    assert all("internal address 127.0.0.1" in (item.error or "") for item in progress.items)

@@ -11,7 +11,9 @@ httpx takes no resolver, but httpcore's connection pool takes a network backend
 (its public ``httpcore.NetworkBackend`` interface, whose ``connect_tcp`` gets the
 host and port): :class:`CheckedBackend` resolves and checks there, and
 :class:`CheckedTransport` sends through a :class:`~core.wire.pool_transport.PoolTransport`
-over such a pool (``httpx.HTTPTransport``'s work with this backend). Requests
+over such a pool (``httpx.HTTPTransport``'s work with this backend). A transport built
+elsewhere (the batch's paced one) pins its connections with :func:`checked_network` as its
+backend, wrapped in :class:`RefusalsAsErrors`. Requests
 that need no check (:func:`core.wire.guard.needs_pinning`: not shared, allow-listed,
 this process's demo model, or sent through a proxy from the environment, which
 resolves the name itself) go through plain ``httpx.HTTPTransport`` instances.
@@ -37,7 +39,7 @@ from core.wire.guard import (
 )
 from core.wire.pool_transport import LIMITS, PoolTransport, shared_ssl_context
 
-__all__ = ["CheckedBackend", "CheckedTransport", "transport"]
+__all__ = ["CheckedBackend", "CheckedTransport", "RefusalsAsErrors", "checked_network", "transport"]
 
 
 class CheckedBackend(httpcore.NetworkBackend):
@@ -124,3 +126,26 @@ def transport() -> httpx.BaseTransport | None:
     """The transport for a new client: a :class:`CheckedTransport` on a shared server, else None
     (httpx's own, with the environment's proxies)."""
     return CheckedTransport() if is_shared() else None
+
+
+def checked_network(url: str | httpx.URL) -> CheckedBackend | None:
+    """The backend for a transport of its own whose requests all go to ``url``'s host: a
+    :class:`CheckedBackend` when connections there must be pinned, else None (the standard one)."""
+    return CheckedBackend() if needs_pinning(httpx.URL(str(url))) else None
+
+
+class RefusalsAsErrors(httpx.BaseTransport):
+    """Wraps a transport over a :class:`CheckedBackend`: a refused address becomes the same
+    :class:`~core.wire.errors.ConfigError` as :class:`CheckedTransport` raises."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return self.inner.handle_request(request)
+        except RefusedAddress as exc:
+            raise refused_as_internal(request.url, exc.reason) from None
+
+    def close(self) -> None:
+        self.inner.close()

@@ -52,6 +52,7 @@ from core.types import (
     RunResult,
     RunSpec,
 )
+from core.wire import pinning
 from core.wire.client import Client, Timeouts
 
 log = logging.getLogger(__name__)
@@ -286,7 +287,9 @@ class BatchRunner:
 
     def _worker(self, delay: float) -> None:
         client: Client | None = None
-        transport = LimitedTransport(self.limiter, paced_transport(self._ssl_context(), self.read_interval))
+        network = pinning.checked_network(self.settings.base_url)  # shared server: checked addresses only
+        paced = paced_transport(self._ssl_context(), self.read_interval, network=network)
+        transport = LimitedTransport(self.limiter, pinning.RefusalsAsErrors(paced))
         try:
             self._halt.wait(delay)  # slow start: see ``stagger``
             while (taken := self._next()) is not None:
