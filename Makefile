@@ -5,7 +5,7 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PORT ?= 8501
 
-.PHONY: run test check lint typecheck pytest test-peers chromium demo bench clean
+.PHONY: run test check lint typecheck pytest test-peers chromium postgresql demo bench clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,16 +33,23 @@ APT_LOCK_TIMEOUT ?= 600
 APT_LOCK_TRIES ?= 120
 APT_LOCK_PAUSE ?= 5
 APT_GET := apt-get -o DPkg::Lock::Timeout=$(APT_LOCK_TIMEOUT)
+# $(call apt_install,PACKAGE): update the lists (asking again while their lock is held), then install.
+apt_install = tries=0; \
+	until out=$$($(SUDO) $(APT_GET) update -qq 2>&1); do \
+	  tries=$$((tries + 1)); \
+	  case "$$out" in *"Could not get lock"*) [ $$tries -lt $(APT_LOCK_TRIES) ] ;; *) false ;; esac \
+	    || { echo "$$out" >&2; exit 1; }; \
+	  sleep $(APT_LOCK_PAUSE); \
+	done; \
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq $(1) >/dev/null
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  tries=0; \
-	  until out=$$($(SUDO) $(APT_GET) update -qq 2>&1); do \
-	    tries=$$((tries + 1)); \
-	    case "$$out" in *"Could not get lock"*) [ $$tries -lt $(APT_LOCK_TRIES) ] ;; *) false ;; esac \
-	      || { echo "$$out" >&2; exit 1; }; \
-	    sleep $(APT_LOCK_PAUSE); \
-	  done; \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { $(call apt_install,chromium); }
+
+## Debian's postgresql for the store tests on PostgreSQL (installed once, by name, waiting for the
+## apt lock like chromium). The tests start their own throwaway cluster from its
+## /usr/lib/postgresql/*/bin (tests/pg.py); the package's own cluster is not used.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(call apt_install,postgresql); }
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
@@ -51,8 +58,8 @@ lint: $(VENV)/.dev-installed
 typecheck: $(VENV)/.dev-installed
 	$(VENV)/bin/mypy
 
-pytest: $(VENV)/.dev-installed chromium
-	$(VENV)/bin/pytest -n 2 --dist loadfile -m "not peers"
+pytest: $(VENV)/.dev-installed chromium postgresql
+	CONTINUUM_PG_REQUIRED=1 $(VENV)/bin/pytest -n 2 --dist loadfile -m "not peers"
 
 ## A real third-party server in the loop: llama-cpp-python (compiled from PyPI's source the first
 ## time: ~6 min on 2 cores, seconds once pip has cached the wheel) on a tiny random-weight model
@@ -74,6 +81,7 @@ bench: $(VENV)/.dev-installed chromium
 	$(PY) bench/bench_bad_input.py
 	$(PY) bench/bench_seam.py
 	$(PY) bench/bench_memory.py
+	$(PY) bench/bench_serve.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

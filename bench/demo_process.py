@@ -24,18 +24,39 @@ def start_demo_process(rate: float = 0.0, *extra: str) -> tuple[subprocess.Popen
     """``python -m core.demo`` on a free loopback port at ``rate`` tokens/s (``extra``: more of its
     arguments); (process, base URL) once it answers."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "core.demo", "--port", str(port), "--rate", f"{rate:g}", *extra]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 20
+    return start_process(cmd, f"{base}/models", "the demo server", timeout=20), base
+
+
+def start_process(
+    cmd: list[str],
+    ready_url: str,
+    what: str,
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 30,
+    quiet: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` (with ``PYTHONPATH`` set to the repository, plus ``env``) and return it once
+    ``ready_url`` answers 200; exit naming ``what`` if it dies or takes longer than ``timeout`` s.
+    Its output is dropped; its error output too when ``quiet``."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL if quiet else None,
+    )
+    deadline = time.monotonic() + timeout
     while True:
         try:
-            if httpx.get(f"{base}/models", timeout=1).status_code == 200:
-                return proc, base
+            if httpx.get(ready_url, timeout=1).status_code == 200:
+                return proc
         except httpx.HTTPError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise SystemExit(f"the demo server did not start: {' '.join(cmd)}")
+            raise SystemExit(f"{what} did not start: {' '.join(cmd)}")
         time.sleep(0.05)

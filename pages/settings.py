@@ -13,6 +13,7 @@ from pages import _common as common
 from pages import _status as status
 from pages import _timeouts as timeouts
 from pages._blocks import inert, inert_code
+from pages._endpoint import endpoint_panel
 from pages._routing import ensure_routed
 
 ensure_routed(__file__)  # run without app.py (Streamlit's legacy pages/ mode): go through it
@@ -216,3 +217,4 @@ if settings.keys.get(p.id):
 
 connection_checks(p)
 timeouts.advanced_settings()
+endpoint_panel(p)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.demo import behaviour_url, start_demo_server
+from tests.pg import pg_cluster, pg_db, store_db  # noqa: F401 - fixtures: the store tests on SQLite and PostgreSQL
 
 PROVIDER_KEY_VARS = (
     "DEEPINFRA_API_KEY",

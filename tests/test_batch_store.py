@@ -1,4 +1,4 @@
-"""Batches in the run history: items linked to runs, settings without secrets."""
+"""Batches in the run store_db: items linked to runs, settings without secrets."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 from core.services.store import Batches, Store
 from core.types import RunSpec
+from tests.pg import stored_bytes
 
 ITEMS = [{"id": "a", "prompt": "first"}, {"id": "b", "prompt": "second"}]
 
@@ -14,7 +15,7 @@ def spec(prompt: str = "first") -> RunSpec:
     return RunSpec(messages=[{"role": "user", "content": prompt}], base_url="http://127.0.0.1:9/v1")
 
 
-def test_a_new_batch_lists_its_items_in_order_without_runs(tmp_db: Path) -> None:
+def test_a_new_batch_lists_its_items_in_order_without_runs(store_db: str | Path) -> None:
     with Store() as store:
         batch_id = Batches(store).create(ITEMS, settings={"model": "demo"})
         rows = Batches(store).items(batch_id)
@@ -24,7 +25,7 @@ def test_a_new_batch_lists_its_items_in_order_without_runs(tmp_db: Path) -> None
     ]
 
 
-def test_a_linked_item_shows_its_runs_status_and_totals(tmp_db: Path) -> None:
+def test_a_linked_item_shows_its_runs_status_and_totals(store_db: str | Path) -> None:
     with Store() as store:
         batches = Batches(store)
         batch_id = batches.create(ITEMS, settings={})
@@ -34,7 +35,7 @@ def test_a_linked_item_shows_its_runs_status_and_totals(tmp_db: Path) -> None:
     assert (row.run_id, row.status) == (run_id, "running")
 
 
-def test_an_item_whose_run_was_deleted_counts_as_not_started(tmp_db: Path) -> None:
+def test_an_item_whose_run_was_deleted_counts_as_not_started(store_db: str | Path) -> None:
     with Store() as store:
         batches = Batches(store)
         batch_id = batches.create(ITEMS, settings={})
@@ -44,16 +45,16 @@ def test_an_item_whose_run_was_deleted_counts_as_not_started(tmp_db: Path) -> No
         assert batches.items(batch_id)[0].status is None
 
 
-def test_settings_are_stored_without_secrets(tmp_db: Path) -> None:
+def test_settings_are_stored_without_secrets(store_db: str | Path) -> None:
     secret = "sk-SENTINEL0b8e5d2f6c9a4e17a3"
     with Store() as store:
         batch_id = Batches(store).create(ITEMS, settings={"model": "m", "extra_body": {"api_key": secret}})
         settings = Batches(store).get(batch_id).settings
-        on_disk = b"".join(p.read_bytes() for p in tmp_db.parent.glob(tmp_db.name + "*"))
+        on_disk = stored_bytes(store_db)
     assert (settings["model"], secret in str(settings), secret.encode() in on_disk) == ("m", False, False)
 
 
-def test_deleting_a_batch_deletes_its_runs(tmp_db: Path) -> None:
+def test_deleting_a_batch_deletes_its_runs(store_db: str | Path) -> None:
     with Store() as store:
         batches = Batches(store)
         batch_id = batches.create(ITEMS, settings={})
@@ -63,7 +64,7 @@ def test_deleting_a_batch_deletes_its_runs(tmp_db: Path) -> None:
         assert ([r.id for r in store.list_runs()], batches.list()) == ([other], [])
 
 
-def test_the_batch_list_counts_items_by_status(tmp_db: Path) -> None:
+def test_the_batch_list_counts_items_by_status(store_db: str | Path) -> None:
     with Store() as store:
         batches = Batches(store)
         batch_id = batches.create(ITEMS, settings={}, title="two")
@@ -72,7 +73,7 @@ def test_the_batch_list_counts_items_by_status(tmp_db: Path) -> None:
     assert (summary.record.title, summary.total, summary.counts) == ("two", 2, {"queued": 1, "running": 1})
 
 
-def test_the_latest_batch_from_a_file_is_found(tmp_db: Path) -> None:
+def test_the_latest_batch_from_a_file_is_found(store_db: str | Path) -> None:
     with Store() as store:
         batches = Batches(store)
         batches.create(ITEMS, settings={}, source="/data/p.jsonl")

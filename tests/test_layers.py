@@ -5,8 +5,9 @@
     core.continuation            a long answer from many requests (2)
     core.demo                    the offline model, a sibling of the continuation (2)
     core.services                what the front ends share (3)
-    core.cli                     the command line (4)
-    core, core.__main__          the public API and the entry point (5)
+    core.serve                   the OpenAI-compatible endpoint, a front end (4)
+    core.cli                     the command line, which also starts the endpoint (5)
+    core, core.__main__          the public API and the entry point (6)
 
 A module may import its own layer's package and any lower rank, never a sibling of
 the same rank (the demo model knows nothing of the continuation it serves). Every
@@ -32,9 +33,10 @@ RANKS = {
     "core.continuation": 2,
     "core.demo": 2,
     "core.services": 3,
-    "core.cli": 4,
-    "core.__main__": 5,
-    "core": 5,
+    "core.serve": 4,
+    "core.cli": 5,
+    "core.__main__": 6,
+    "core": 6,
 }
 
 
@@ -114,7 +116,7 @@ def test_imports_only_go_down() -> None:
 
 
 def test_each_layer_package_says_what_it_owns() -> None:
-    for name in ("wire", "continuation", "services"):
+    for name in ("wire", "continuation", "services", "serve"):
         doc = ast.get_docstring(ast.parse((CORE / name / "__init__.py").read_text(encoding="utf-8")))
         assert doc and "May import" in doc, name
 

@@ -162,7 +162,9 @@ def test_edits_and_the_thread_survive_the_json_transcript() -> None:
 # ---------------------------------------------------------------- edit, then continue
 
 
-def test_continuing_after_an_edit_sends_exactly_the_edited_text(tmp_db: Path, relay: RecordingRelay) -> None:
+def test_continuing_after_an_edit_sends_exactly_the_edited_text(
+    store_db: str | Path, relay: RecordingRelay
+) -> None:
     with Store() as store:
         first = recorded(store, make_spec(relay.base_url, max_rounds=2))
         assert first.stop_reason == "max_rounds"
@@ -185,7 +187,7 @@ def test_continuing_after_an_edit_sends_exactly_the_edited_text(tmp_db: Path, re
 
 
 def test_cutting_the_end_and_continuing_writes_the_rest_of_the_document(
-    tmp_db: Path, relay: RecordingRelay
+    store_db: str | Path, relay: RecordingRelay
 ) -> None:
     with Store() as store:
         first = recorded(store, make_spec(relay.base_url, max_rounds=3))
@@ -200,7 +202,7 @@ def test_cutting_the_end_and_continuing_writes_the_rest_of_the_document(
     ]
 
 
-def test_two_edits_in_a_row_keep_each_text_before(tmp_db: Path, relay: RecordingRelay) -> None:
+def test_two_edits_in_a_row_keep_each_text_before(store_db: str | Path, relay: RecordingRelay) -> None:
     with Store() as store:
         first = recorded(store, make_spec(relay.base_url, max_rounds=2))
         result = store.load(first.run_id or "")
@@ -262,7 +264,7 @@ def test_an_opening_from_the_document_continues_it_exactly(demo_server: str) -> 
 
 
 def test_a_follow_up_carries_the_conversation_and_joins_the_thread(
-    tmp_db: Path, relay: RecordingRelay
+    store_db: str | Path, relay: RecordingRelay
 ) -> None:
     ask = "Now write about 800 tokens on the keepers who lived in them."
     with Store() as store:
@@ -285,7 +287,7 @@ def test_a_follow_up_carries_the_conversation_and_joins_the_thread(
     assert steering.conversation_turns(third.spec) == 2
 
 
-def test_a_job_shows_the_edited_text_and_saves_the_edit(tmp_db: Path, demo_server: str) -> None:
+def test_a_job_shows_the_edited_text_and_saves_the_edit(store_db: str | Path, demo_server: str) -> None:
     with Store() as store:
         first = recorded(store, make_spec(demo_server, max_rounds=2))
         mine = first.text + "\n\nMy own paragraph."

@@ -1,4 +1,4 @@
-"""The run history: where the file lives, runs in and out, lists, filters, owners, secrets."""
+"""The run store_db: where the file lives, runs in and out, lists, filters, owners, secrets."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 
 from core.services.store import Store, StoreError, default_db_path
 from core.types import ErrorInfo, Prices, Round, RunResult, RunSpec
+from tests.pg import raw_rows, stored_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,12 +81,6 @@ def full_result() -> RunResult:
     )
 
 
-def db_bytes(path: Path) -> bytes:
-    return b"".join(
-        Path(f"{path}{s}").read_bytes() for s in ("", "-wal", "-shm") if Path(f"{path}{s}").exists()
-    )
-
-
 # ---------------------------------------------------------------- the file
 
 
@@ -116,7 +111,7 @@ def test_database_is_in_wal_mode(tmp_db: Path) -> None:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_closed_store_refuses_use(tmp_db: Path) -> None:
+def test_closed_store_refuses_use(store_db: str | Path) -> None:
     store = Store()
     store.close()
     with pytest.raises(StoreError, match="closed"):
@@ -126,7 +121,7 @@ def test_closed_store_refuses_use(tmp_db: Path) -> None:
 # ---------------------------------------------------------------- runs in and out
 
 
-def test_created_run_loads_back_with_its_spec_and_no_rounds(tmp_db: Path) -> None:
+def test_created_run_loads_back_with_its_spec_and_no_rounds(store_db: str | Path) -> None:
     with Store() as store:
         run_id = store.create_run(spec("Write 3000 tokens about ice", model="demo-32k"))
         result = store.load(run_id)
@@ -137,26 +132,26 @@ def test_created_run_loads_back_with_its_spec_and_no_rounds(tmp_db: Path) -> Non
     )
 
 
-def test_saved_result_loads_back_equal(tmp_db: Path) -> None:
+def test_saved_result_loads_back_equal(store_db: str | Path) -> None:
     result = full_result()
     with Store() as store:
         run_id = store.save(result)
         assert store.load(run_id) == result
 
 
-def test_saved_error_loads_back_as_error_info(tmp_db: Path) -> None:
+def test_saved_error_loads_back_as_error_info(store_db: str | Path) -> None:
     result = RunResult(spec=spec(), stop_reason="error", error=ErrorInfo("RateLimitError", "Slow down.", 429))
     with Store() as store:
         loaded = store.load(store.save(result))
     assert loaded.error == ErrorInfo("RateLimitError", "Slow down.", 429)
 
 
-def test_loading_an_unknown_run_names_it(tmp_db: Path) -> None:
+def test_loading_an_unknown_run_names_it(store_db: str | Path) -> None:
     with Store() as store, pytest.raises(StoreError, match="no-such-run"):
         store.load("no-such-run")
 
 
-def test_summary_carries_the_totals_of_the_rounds(tmp_db: Path) -> None:
+def test_summary_carries_the_totals_of_the_rounds(store_db: str | Path) -> None:
     with Store() as store:
         summary = store.summary(store.save(full_result()))
     assert summary is not None
@@ -169,20 +164,19 @@ def test_summary_carries_the_totals_of_the_rounds(tmp_db: Path) -> None:
     assert (summary.status, summary.stop_reason, summary.display_title) == ("finished", "finished", "Waves")
 
 
-def test_deleting_a_run_removes_its_rounds(tmp_db: Path) -> None:
+def test_deleting_a_run_removes_its_rounds(store_db: str | Path) -> None:
     with Store() as store:
         run_id = store.save(full_result())
         assert store.delete(run_id) is True
-    with sqlite3.connect(tmp_db) as raw:
-        assert raw.execute("SELECT count(*) FROM rounds").fetchone()[0] == 0
+    assert raw_rows(store_db, "SELECT count(*) FROM rounds") == [(0,)]
 
 
-def test_deleting_an_unknown_run_reports_false(tmp_db: Path) -> None:
+def test_deleting_an_unknown_run_reports_false(store_db: str | Path) -> None:
     with Store() as store:
         assert store.delete("nothing") is False
 
 
-def test_rename_changes_the_title_everywhere(tmp_db: Path) -> None:
+def test_rename_changes_the_title_everywhere(store_db: str | Path) -> None:
     with Store() as store:
         run_id = store.create_run(spec(title="old"))
         store.rename(run_id, "Rivers, second draft")
@@ -201,38 +195,38 @@ def make_runs(store: Store) -> dict[str, str]:
     }
 
 
-def test_runs_are_listed_newest_first(tmp_db: Path) -> None:
+def test_runs_are_listed_newest_first(store_db: str | Path) -> None:
     with Store() as store:
         ids = make_runs(store)
         listed = [r.id for r in store.list_runs()]
     assert listed == [ids["ice"], ids["über"], ids["rivers"]]
 
 
-def test_query_needs_every_word_case_insensitively(tmp_db: Path) -> None:
+def test_query_needs_every_word_case_insensitively(store_db: str | Path) -> None:
     with Store() as store:
         ids = make_runs(store)
         assert [r.id for r in store.list_runs(query="WRITE rivers")] == [ids["rivers"]]
 
 
-def test_query_folds_case_beyond_ascii(tmp_db: Path) -> None:
+def test_query_folds_case_beyond_ascii(store_db: str | Path) -> None:
     with Store() as store:
         ids = make_runs(store)
         assert [r.id for r in store.list_runs(query="über flüsse")] == [ids["über"]]
 
 
-def test_query_finds_a_run_by_its_id(tmp_db: Path) -> None:
+def test_query_finds_a_run_by_its_id(store_db: str | Path) -> None:
     with Store() as store:
         ids = make_runs(store)
         assert [r.id for r in store.list_runs(query=ids["ice"])] == [ids["ice"]]
 
 
-def test_runs_filter_by_provider_and_model(tmp_db: Path) -> None:
+def test_runs_filter_by_provider_and_model(store_db: str | Path) -> None:
     with Store() as store:
         ids = make_runs(store)
         assert [r.id for r in store.list_runs(provider="deepinfra", model="qwen")] == [ids["ice"]]
 
 
-def test_runs_filter_by_status(tmp_db: Path) -> None:
+def test_runs_filter_by_status(store_db: str | Path) -> None:
     with Store() as store:
         ids = make_runs(store)
         done = store.save(full_result())
@@ -240,21 +234,21 @@ def test_runs_filter_by_status(tmp_db: Path) -> None:
         assert {r.id for r in store.list_runs(status=["running"])} == set(ids.values())
 
 
-def test_runs_filter_by_creation_time(tmp_db: Path) -> None:
+def test_runs_filter_by_creation_time(store_db: str | Path) -> None:
     with Store() as store:
         make_runs(store)
         assert store.list_runs(since=datetime.now() + timedelta(hours=1)) == []
         assert len(store.list_runs(since=datetime.now() - timedelta(hours=1))) == 3
 
 
-def test_runs_page_with_limit_and_offset(tmp_db: Path) -> None:
+def test_runs_page_with_limit_and_offset(store_db: str | Path) -> None:
     with Store() as store:
         ids = make_runs(store)
         page = [r.id for r in store.list_runs(limit=2, offset=1)]
         assert (page, store.count_runs()) == ([ids["über"], ids["rivers"]], 3)
 
 
-def test_facets_list_what_the_filters_can_choose(tmp_db: Path) -> None:
+def test_facets_list_what_the_filters_can_choose(store_db: str | Path) -> None:
     with Store() as store:
         make_runs(store)
         assert store.facets() == {
@@ -264,7 +258,7 @@ def test_facets_list_what_the_filters_can_choose(tmp_db: Path) -> None:
         }
 
 
-def test_summary_shows_the_prompt_when_there_is_no_title(tmp_db: Path) -> None:
+def test_summary_shows_the_prompt_when_there_is_no_title(store_db: str | Path) -> None:
     with Store() as store:
         summary = store.summary(store.create_run(spec("Write about rivers\nand lakes")))
     assert summary is not None and summary.display_title == "Write about rivers"
@@ -276,7 +270,7 @@ def test_summary_shows_the_prompt_when_there_is_no_title(tmp_db: Path) -> None:
 SENTINEL = "sk-SENTINELd4f9a7c2b18e46b0a9"
 
 
-def test_secret_looking_spec_fields_are_not_written(tmp_db: Path) -> None:
+def test_secret_looking_spec_fields_are_not_written(store_db: str | Path) -> None:
     leaky = spec(
         base_url=f"https://user:{SENTINEL}@api.example.com/v1?api_key={SENTINEL}&region=eu",
         api_key_env="DEEPINFRA_API_KEY",
@@ -284,7 +278,7 @@ def test_secret_looking_spec_fields_are_not_written(tmp_db: Path) -> None:
     )
     with Store() as store:
         loaded = store.load(store.create_run(leaky)).spec
-        assert SENTINEL.encode() not in db_bytes(tmp_db)
+        assert SENTINEL.encode() not in stored_bytes(store_db)
     assert (loaded.base_url, loaded.api_key_env) == (
         "https://api.example.com/v1?region=eu",
         "DEEPINFRA_API_KEY",
@@ -292,7 +286,7 @@ def test_secret_looking_spec_fields_are_not_written(tmp_db: Path) -> None:
     assert loaded.extra_body == {"headers": {}, "top_k": 5}
 
 
-def test_message_text_is_kept_as_written(tmp_db: Path) -> None:
+def test_message_text_is_kept_as_written(store_db: str | Path) -> None:
     prompt = "Explain why a key like sk-abcdefghijklmnopqrstu must never be committed"
     with Store() as store:
         assert store.load(store.create_run(spec(prompt))).spec.prompt == prompt
@@ -317,16 +311,16 @@ def child(code: str, db: Path) -> subprocess.Popen[str]:
 CREATE_RUN = "run_id = Store().create_run(RunSpec(messages=[{'role': 'user', 'content': 'hi'}]))\n"
 
 
-def test_run_left_running_by_a_dead_process_is_marked_interrupted(tmp_db: Path) -> None:
-    proc = child(CREATE_RUN + "print(run_id, flush=True)\nos._exit(0)\n", tmp_db)
+def test_run_left_running_by_a_dead_process_is_marked_interrupted(store_db: str | Path) -> None:
+    proc = child(CREATE_RUN + "print(run_id, flush=True)\nos._exit(0)\n", store_db)
     run_id = proc.communicate(timeout=60)[0].strip()
     with Store() as store:
         assert store.mark_interrupted() == [run_id]
         assert store.summary(run_id).status == "interrupted"  # type: ignore[union-attr]
 
 
-def test_run_of_a_live_process_is_not_marked_interrupted(tmp_db: Path) -> None:
-    proc = child(CREATE_RUN + "print(run_id, flush=True)\nsys.stdin.read()\n", tmp_db)
+def test_run_of_a_live_process_is_not_marked_interrupted(store_db: str | Path) -> None:
+    proc = child(CREATE_RUN + "print(run_id, flush=True)\nsys.stdin.read()\n", store_db)
     assert proc.stdout is not None
     run_id = proc.stdout.readline().strip()
     with Store() as store:
@@ -337,13 +331,13 @@ def test_run_of_a_live_process_is_not_marked_interrupted(tmp_db: Path) -> None:
         assert store.mark_interrupted() == [run_id]
 
 
-def test_run_of_this_process_without_a_recorder_is_marked_interrupted(tmp_db: Path) -> None:
+def test_run_of_this_process_without_a_recorder_is_marked_interrupted(store_db: str | Path) -> None:
     with Store() as store:
         run_id = store.create_run(spec())
         assert store.mark_interrupted() == [run_id]
 
 
-def test_finished_runs_are_never_marked_interrupted(tmp_db: Path) -> None:
+def test_finished_runs_are_never_marked_interrupted(store_db: str | Path) -> None:
     with Store() as store:
         store.save(full_result())
         assert store.mark_interrupted() == []
@@ -352,7 +346,7 @@ def test_finished_runs_are_never_marked_interrupted(tmp_db: Path) -> None:
 # ---------------------------------------------------------------- threads
 
 
-def test_one_store_serves_many_threads(tmp_db: Path) -> None:
+def test_one_store_serves_many_threads(store_db: str | Path) -> None:
     errors: list[BaseException] = []
     with Store() as store:
 
@@ -373,7 +367,7 @@ def test_one_store_serves_many_threads(tmp_db: Path) -> None:
         assert (errors, store.count_runs()) == ([], 160)
 
 
-def test_two_stores_on_one_file_see_each_others_runs(tmp_db: Path) -> None:
+def test_two_stores_on_one_file_see_each_others_runs(store_db: str | Path) -> None:
     with Store() as first, Store() as second:
         run_id = first.create_run(spec())
         assert [r.id for r in second.list_runs()] == [run_id]

@@ -10,6 +10,7 @@ from core.continuation import engine
 from core.demo import demo_document
 from core.services.store import Recorder, Store
 from core.types import Delta, Round, RoundFinished, RunFinished, RunResult, RunSpec
+from tests.pg import stored_bytes
 
 SENTINEL = "sk-SENTINEL0b8e5d2f6c9a4e17a3"
 PROMPT = "Write 2500 tokens about lighthouses"
@@ -28,38 +29,33 @@ def recorded(store: Store, run_spec: RunSpec, **kw: object) -> tuple[str, RunRes
     return recorder.run_id, last.result
 
 
-def db_bytes(path: Path) -> bytes:
-    files = [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
-    return b"".join(f.read_bytes() for f in files if f.exists())
-
-
-def test_demo_run_loads_back_equal_to_its_result(tmp_db: Path, demo_server: str) -> None:
+def test_demo_run_loads_back_equal_to_its_result(store_db: str | Path, demo_server: str) -> None:
     with Store() as store:
         run_id, result = recorded(store, spec(demo_server))
         assert store.load(run_id) == result
     assert (result.stop_reason, len(result.rounds) > 2) == ("finished", True)
 
 
-def test_demo_run_stores_the_whole_document(tmp_db: Path, demo_server: str) -> None:
+def test_demo_run_stores_the_whole_document(store_db: str | Path, demo_server: str) -> None:
     with Store() as store:
         run_id, _ = recorded(store, spec(demo_server))
         assert store.load(run_id).text == demo_document(PROMPT)
 
 
-def test_api_key_of_a_real_run_never_reaches_the_database(tmp_db: Path, demo_server: str) -> None:
+def test_api_key_of_a_real_run_never_reaches_the_database(store_db: str | Path, demo_server: str) -> None:
     with Store() as store:
         recorded(store, spec(demo_server), api_key=SENTINEL)
-        while_open = db_bytes(tmp_db)
-    assert SENTINEL.encode() not in while_open and SENTINEL.encode() not in db_bytes(tmp_db)
+        while_open = stored_bytes(store_db)
+    assert SENTINEL.encode() not in while_open and SENTINEL.encode() not in stored_bytes(store_db)
 
 
 def test_api_key_refused_by_the_server_never_reaches_the_database(
-    tmp_db: Path, demo_url: Callable[..., str]
+    store_db: str | Path, demo_url: Callable[..., str]
 ) -> None:
     with Store() as store:
         run_id, result = recorded(store, spec(demo_url(auth="key")), api_key=SENTINEL)
         assert store.load(run_id).error == result.error is not None
-    assert SENTINEL.encode() not in db_bytes(tmp_db)
+    assert SENTINEL.encode() not in stored_bytes(store_db)
 
 
 def interrupt_in_round(store: Store, run_spec: RunSpec, index: int, deltas: int) -> str:
@@ -85,7 +81,9 @@ def resumed(store: Store, run_id: str, run_spec: RunSpec) -> RunResult:
     return result
 
 
-def test_interrupted_demo_run_resumes_to_the_uninterrupted_answer(tmp_db: Path, demo_server: str) -> None:
+def test_interrupted_demo_run_resumes_to_the_uninterrupted_answer(
+    store_db: str | Path, demo_server: str
+) -> None:
     with Store() as store:
         run_id = interrupt_in_round(store, spec(demo_server), index=2, deltas=100)
         assert store.summary(run_id).status == "interrupted"  # type: ignore[union-attr]
@@ -94,7 +92,7 @@ def test_interrupted_demo_run_resumes_to_the_uninterrupted_answer(tmp_db: Path, 
     assert result.text == demo_document(PROMPT)
 
 
-def test_resumed_demo_run_is_one_run_with_right_totals(tmp_db: Path, demo_server: str) -> None:
+def test_resumed_demo_run_is_one_run_with_right_totals(store_db: str | Path, demo_server: str) -> None:
     with Store() as store:
         run_id = interrupt_in_round(store, spec(demo_server), index=2, deltas=100)
         result = resumed(store, run_id, spec(demo_server))
@@ -108,7 +106,7 @@ def test_resumed_demo_run_is_one_run_with_right_totals(tmp_db: Path, demo_server
     )
 
 
-def test_run_stopped_by_a_limit_resumes_with_a_new_limit(tmp_db: Path, demo_server: str) -> None:
+def test_run_stopped_by_a_limit_resumes_with_a_new_limit(store_db: str | Path, demo_server: str) -> None:
     first = spec(demo_server, max_rounds=2)
     with Store() as store:
         run_id, result = recorded(store, first)
@@ -123,7 +121,9 @@ def test_run_stopped_by_a_limit_resumes_with_a_new_limit(tmp_db: Path, demo_serv
     )
 
 
-def test_finished_rounds_are_in_the_store_while_the_run_goes_on(tmp_db: Path, demo_server: str) -> None:
+def test_finished_rounds_are_in_the_store_while_the_run_goes_on(
+    store_db: str | Path, demo_server: str
+) -> None:
     finished: list[Round] = []
     with Store() as store:
         recorder = Recorder(store)

@@ -12,7 +12,10 @@ import pytest
 
 from core.services.store import MIGRATIONS, Migration, Recorder, Store, StoreError
 from core.services.store.db import applied_migrations, connect, migrate
+from core.services.store.dialect import POSTGRESQL, SQLITE, Connection, Dialect
+from core.services.store.postgres import connect_postgresql
 from core.types import Round, RoundFinished, RunFinished, RunStarted
+from tests.pg import is_pg, raw_rows
 
 FIXTURES = Path(__file__).with_name("fixtures")
 
@@ -122,51 +125,76 @@ def test_v1_interrupted_run_resumes_after_the_upgrade(v1_db: Path) -> None:
 # ---------------------------------------------------------------- the runner
 
 
-def test_migrations_are_recorded_by_name_in_order(tmp_db: Path) -> None:
+def connection(store_db: str | Path) -> tuple[Connection, Dialect]:
+    """A bare connection to the (empty) store_db, and its dialect, as the store opens it."""
+    if is_pg(store_db):
+        return connect_postgresql(str(store_db), timeout=10), POSTGRESQL
+    return connect(store_db), SQLITE
+
+
+def tables(store_db: str | Path) -> list[str]:
+    if is_pg(store_db):
+        sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+    else:
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    return sorted(row[0] for row in raw_rows(store_db, sql))
+
+
+def test_migrations_are_recorded_by_name_in_order(store_db: str | Path) -> None:
     Store().close()
-    with sqlite3.connect(tmp_db) as raw:
-        assert applied_migrations(raw) == [m.name for m in MIGRATIONS]
+    assert [row[0] for row in raw_rows(store_db, "SELECT name FROM migrations ORDER BY rowid")] == [
+        m.name for m in MIGRATIONS
+    ]
 
 
-def test_reopening_applies_nothing(tmp_db: Path) -> None:
+def test_reopening_applies_nothing(store_db: str | Path) -> None:
     Store().close()
     with Store() as store:
         assert store.migrate() == []
 
 
-def test_function_migrations_run_with_the_connection(tmp_path: Path) -> None:
-    def backfill(conn: sqlite3.Connection) -> None:
+def test_function_migrations_run_with_the_connection(store_db: str | Path) -> None:
+    def backfill(conn: Connection) -> None:
         conn.execute("INSERT INTO notes (body) SELECT upper(body) FROM notes")
 
     steps = [
         Migration("a_notes", "CREATE TABLE notes (body TEXT);\nINSERT INTO notes VALUES ('x');"),
         Migration("b_backfill", backfill),
     ]
-    conn = connect(tmp_path / "db.sqlite3")
-    assert migrate(conn, steps) == ["a_notes", "b_backfill"]
-    assert sorted(r[0] for r in conn.execute("SELECT body FROM notes")) == ["X", "x"]
+    conn, dialect = connection(store_db)
+    try:
+        assert migrate(conn, steps, dialect) == ["a_notes", "b_backfill"]
+    finally:
+        conn.close()
+    assert sorted(r[0] for r in raw_rows(store_db, "SELECT body FROM notes")) == ["X", "x"]
 
 
-def test_new_migrations_apply_on_top_of_old_ones(tmp_path: Path) -> None:
-    conn = connect(tmp_path / "db.sqlite3")
-    first = Migration("a", "CREATE TABLE a (x);")
-    migrate(conn, [first])
-    assert migrate(conn, [first, Migration("b", "CREATE TABLE b (y);")]) == ["b"]
+def test_new_migrations_apply_on_top_of_old_ones(store_db: str | Path) -> None:
+    conn, dialect = connection(store_db)
+    first = Migration("a", "CREATE TABLE a (x TEXT);")
+    try:
+        migrate(conn, [first], dialect)
+        assert migrate(conn, [first, Migration("b", "CREATE TABLE b (y REAL);")], dialect) == ["b"]
+    finally:
+        conn.close()
 
 
-def test_a_failing_migration_leaves_the_database_as_it_was(tmp_path: Path) -> None:
-    def fail(conn: sqlite3.Connection) -> None:
+def test_a_failing_migration_leaves_the_database_as_it_was(store_db: str | Path) -> None:
+    def fail(conn: Connection) -> None:
         raise RuntimeError("broken step")
 
-    conn = connect(tmp_path / "db.sqlite3")
-    with pytest.raises(RuntimeError, match="broken step"):
-        migrate(conn, [Migration("a", "CREATE TABLE a (x);"), Migration("b", fail)])
-    assert (applied_migrations(conn), schema(conn)) == ([], [])
+    conn, dialect = connection(store_db)
+    try:
+        with pytest.raises(RuntimeError, match="broken step"):
+            migrate(conn, [Migration("a", "CREATE TABLE a (x TEXT);"), Migration("b", fail)], dialect)
+        assert applied_migrations(conn, dialect) == []
+    finally:
+        conn.close()
+    assert tables(store_db) == []
 
 
-def test_database_from_a_newer_version_is_refused(tmp_db: Path) -> None:
+def test_database_from_a_newer_version_is_refused(store_db: str | Path) -> None:
     Store().close()
-    with sqlite3.connect(tmp_db) as raw:
-        raw.execute("INSERT INTO migrations VALUES ('9999_from_the_future', 0)")
+    raw_rows(store_db, "INSERT INTO migrations (name, applied_at) VALUES ('9999_from_the_future', 0)")
     with pytest.raises(StoreError, match="9999_from_the_future"):
         Store()

@@ -30,6 +30,7 @@ from core.types import (
     RunSpec,
     RunStarted,
 )
+from tests.pg import stored_bytes
 
 SENTINEL = "sk-SENTINEL7e3b9f0c4a2d41c8b6"
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,21 +102,21 @@ def result_of(events: list[Event]) -> RunResult:
 # ---------------------------------------------------------------- whole runs
 
 
-def test_recorded_run_loads_back_equal_to_its_result(tmp_db: Path) -> None:
+def test_recorded_run_loads_back_equal_to_its_result(store_db: str | Path) -> None:
     events = whole_run(["# Rivers\n\nThe Rhine ", "flows north 🌊 and ", "the Danube east."])
     with Store() as store:
         recorder = record(store, events)
         assert store.load(recorder.run_id or "") == result_of(events)
 
 
-def test_recorder_gives_the_result_its_run_id(tmp_db: Path) -> None:
+def test_recorder_gives_the_result_its_run_id(store_db: str | Path) -> None:
     events = whole_run(["one round"])
     with Store() as store:
         recorder = record(store, events)
     assert result_of(events).run_id == recorder.run_id is not None
 
 
-def test_finished_run_has_status_finished_and_totals(tmp_db: Path) -> None:
+def test_finished_run_has_status_finished_and_totals(store_db: str | Path) -> None:
     events = whole_run(["abcdefgh", "ijkl"])
     with Store() as store:
         summary = store.summary(record(store, events).run_id or "")
@@ -132,13 +133,13 @@ def test_finished_run_has_status_finished_and_totals(tmp_db: Path) -> None:
 @pytest.mark.parametrize(
     ("stop", "status"), [("error", "error"), ("cancelled", "cancelled"), ("max_rounds", "finished")]
 )
-def test_stop_reason_decides_the_status(tmp_db: Path, stop: str, status: str) -> None:
+def test_stop_reason_decides_the_status(store_db: str | Path, stop: str, status: str) -> None:
     with Store() as store:
         summary = store.summary(record(store, whole_run(["text"], stop=stop)).run_id or "")
     assert summary is not None and (summary.status, summary.stop_reason) == (status, stop)
 
 
-def test_error_of_the_run_is_kept(tmp_db: Path) -> None:
+def test_error_of_the_run_is_kept(store_db: str | Path) -> None:
     events = whole_run(["partial"], stop="error")
     error = ErrorInfo("AuthenticationError", "The key was refused (401).", status=401)
     events[-1] = RunFinished("error", result_of(events), error)
@@ -146,7 +147,7 @@ def test_error_of_the_run_is_kept(tmp_db: Path) -> None:
         assert store.load(record(store, events).run_id or "").error == error
 
 
-def test_round_text_is_the_assembled_round_not_the_raw_stream(tmp_db: Path) -> None:
+def test_round_text_is_the_assembled_round_not_the_raw_stream(store_db: str | Path) -> None:
     result = RunResult(spec=spec())
     events: list[Event] = [RunStarted(result.spec), *stream_round(result, "echoed prefix + new text")]
     result.rounds[0].text = "new text"  # the strategy stripped an echo before finishing the round
@@ -169,7 +170,7 @@ def live_text(store: Store, recorder: Recorder) -> str:
     return store.load(recorder.run_id or "").text
 
 
-def test_streamed_text_waits_for_the_flush_interval(tmp_db: Path) -> None:
+def test_streamed_text_waits_for_the_flush_interval(store_db: str | Path) -> None:
     clock = Clock()
     with Store() as store:
         recorder = started(store, clock)
@@ -179,7 +180,7 @@ def test_streamed_text_waits_for_the_flush_interval(tmp_db: Path) -> None:
         assert live_text(store, recorder) == ""
 
 
-def test_streamed_text_is_written_once_a_second_has_passed(tmp_db: Path) -> None:
+def test_streamed_text_is_written_once_a_second_has_passed(store_db: str | Path) -> None:
     clock = Clock()
     with Store() as store:
         recorder = started(store, clock)
@@ -190,7 +191,7 @@ def test_streamed_text_is_written_once_a_second_has_passed(tmp_db: Path) -> None
         assert live_text(store, recorder) == "The Rhine flows "
 
 
-def test_flush_writes_buffered_text_at_once(tmp_db: Path) -> None:
+def test_flush_writes_buffered_text_at_once(store_db: str | Path) -> None:
     clock = Clock()
     with Store() as store:
         recorder = started(store, clock)
@@ -201,7 +202,7 @@ def test_flush_writes_buffered_text_at_once(tmp_db: Path) -> None:
     assert (loaded.text, loaded.reasoning) == ("The Rhine ", "thinks")
 
 
-def test_flush_interval_is_configurable(tmp_db: Path) -> None:
+def test_flush_interval_is_configurable(store_db: str | Path) -> None:
     clock = Clock()
     with Store() as store:
         recorder = started(store, clock, flush_interval=0.1)
@@ -211,7 +212,7 @@ def test_flush_interval_is_configurable(tmp_db: Path) -> None:
         assert live_text(store, recorder) == "ab"
 
 
-def test_live_round_counts_in_the_totals(tmp_db: Path) -> None:
+def test_live_round_counts_in_the_totals(store_db: str | Path) -> None:
     clock = Clock()
     with Store() as store:
         recorder = started(store, clock)
@@ -247,7 +248,7 @@ def test_only_the_live_round_row_is_rewritten_while_streaming(tmp_db: Path) -> N
     assert set(touched) == {3} and len(touched) == 6  # the live row inserted, then 5 appends
 
 
-def test_notice_and_retry_events_keep_the_text_flowing(tmp_db: Path) -> None:
+def test_notice_and_retry_events_keep_the_text_flowing(store_db: str | Path) -> None:
     clock = Clock()
     with Store() as store:
         recorder = started(store, clock)
@@ -257,7 +258,7 @@ def test_notice_and_retry_events_keep_the_text_flowing(tmp_db: Path) -> None:
         assert live_text(store, recorder) == "waiting "
 
 
-def test_autoflush_saves_text_of_a_stalled_stream(tmp_db: Path) -> None:
+def test_autoflush_saves_text_of_a_stalled_stream(store_db: str | Path) -> None:
     with Store() as store:
         recorder = Recorder(store, flush_interval=0.05, autoflush=True)
         recorder.handle(RunStarted(spec()))
@@ -292,14 +293,14 @@ def interrupted_run(store: Store) -> tuple[str, RunResult]:
     return recorder.run_id, result
 
 
-def test_run_closed_before_it_finished_is_interrupted(tmp_db: Path) -> None:
+def test_run_closed_before_it_finished_is_interrupted(store_db: str | Path) -> None:
     with Store() as store:
         run_id, _ = interrupted_run(store)
         summary = store.summary(run_id)
     assert summary is not None and (summary.status, summary.stop_reason) == ("interrupted", None)
 
 
-def test_interrupted_run_loads_with_its_partial_round(tmp_db: Path) -> None:
+def test_interrupted_run_loads_with_its_partial_round(store_db: str | Path) -> None:
     with Store() as store:
         run_id, _ = interrupted_run(store)
         partial = store.load(run_id).rounds[-1]
@@ -311,7 +312,7 @@ def test_interrupted_run_loads_with_its_partial_round(tmp_db: Path) -> None:
     )
 
 
-def test_run_of_a_killed_process_keeps_the_text_up_to_the_last_flush(tmp_db: Path) -> None:
+def test_run_of_a_killed_process_keeps_the_text_up_to_the_last_flush(store_db: str | Path) -> None:
     code = (
         "from core.services.store import Recorder, Store\n"
         "from core.types import Delta, RoundStarted, RunSpec, RunStarted\n"
@@ -324,7 +325,7 @@ def test_run_of_a_killed_process_keeps_the_text_up_to_the_last_flush(tmp_db: Pat
         "print(recorder.run_id, flush=True)\n"
         "os._exit(9)\n"
     )
-    env = {**os.environ, "CONTINUUM_DB": str(tmp_db), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "CONTINUUM_DB": str(store_db), "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [sys.executable, "-c", "import os\n" + code],
         cwd=ROOT,
@@ -339,7 +340,7 @@ def test_run_of_a_killed_process_keeps_the_text_up_to_the_last_flush(tmp_db: Pat
         assert store.load(run_id).text == "saved "
 
 
-def test_record_wrapper_leaves_an_abandoned_run_interrupted(tmp_db: Path) -> None:
+def test_record_wrapper_leaves_an_abandoned_run_interrupted(store_db: str | Path) -> None:
     events = whole_run(["abc", "def"])
     with Store() as store:
         recorder = Recorder(store)
@@ -364,14 +365,14 @@ def resume(store: Store, run_id: str, texts: list[str]) -> RunResult:
     return result
 
 
-def test_resumed_run_stays_one_run(tmp_db: Path) -> None:
+def test_resumed_run_stays_one_run(store_db: str | Path) -> None:
     with Store() as store:
         run_id, _ = interrupted_run(store)
         resume(store, run_id, ["ships home."])
         assert [r.id for r in store.list_runs()] == [run_id]
 
 
-def test_resumed_run_loads_back_equal_to_the_extended_result(tmp_db: Path) -> None:
+def test_resumed_run_loads_back_equal_to_the_extended_result(store_db: str | Path) -> None:
     with Store() as store:
         run_id, _ = interrupted_run(store)
         result = resume(store, run_id, ["ships ", "home."])
@@ -381,7 +382,7 @@ def test_resumed_run_loads_back_equal_to_the_extended_result(tmp_db: Path) -> No
     assert [r.error for r in loaded.rounds] == [None, None, "interrupted", None, None]
 
 
-def test_resumed_run_totals_cover_every_round(tmp_db: Path) -> None:
+def test_resumed_run_totals_cover_every_round(store_db: str | Path) -> None:
     with Store() as store:
         run_id, _ = interrupted_run(store)
         result = resume(store, run_id, ["ships ", "home."])
@@ -395,7 +396,7 @@ def test_resumed_run_totals_cover_every_round(tmp_db: Path) -> None:
     )
 
 
-def test_held_back_tail_is_saved_before_the_next_round_streams(tmp_db: Path) -> None:
+def test_held_back_tail_is_saved_before_the_next_round_streams(store_db: str | Path) -> None:
     clock = Clock()
     with Store() as store:
         result = RunResult(spec=spec())
@@ -410,7 +411,7 @@ def test_held_back_tail_is_saved_before_the_next_round_streams(tmp_db: Path) -> 
         assert store.load(recorder.run_id or "").text == "The Rhine flows north"
 
 
-def test_held_back_tail_of_a_resumed_round_is_saved_too(tmp_db: Path) -> None:
+def test_held_back_tail_of_a_resumed_round_is_saved_too(store_db: str | Path) -> None:
     clock = Clock()
     with Store() as store:
         run_id, _ = interrupted_run(store)
@@ -424,14 +425,14 @@ def test_held_back_tail_of_a_resumed_round_is_saved_too(tmp_db: Path) -> None:
         assert store.load(run_id).text == "Lighthouses stand on rocky coasts and guide ships"
 
 
-def test_mark_interrupted_leaves_a_run_being_recorded_alone(tmp_db: Path) -> None:
+def test_mark_interrupted_leaves_a_run_being_recorded_alone(store_db: str | Path) -> None:
     with Store() as store:
         recorder = started(store, Clock())
         assert store.mark_interrupted() == []
         recorder.close()
 
 
-def test_a_run_being_recorded_is_not_resumed_twice(tmp_db: Path) -> None:
+def test_a_run_being_recorded_is_not_resumed_twice(store_db: str | Path) -> None:
     with Store() as store:
         first = started(store, Clock())
         second = Recorder(store, first.run_id)
@@ -442,7 +443,7 @@ def test_a_run_being_recorded_is_not_resumed_twice(tmp_db: Path) -> None:
         assert (store.load(first.run_id or "").text, store.is_active(first.run_id or "")) == ("", True)
 
 
-def test_a_run_is_active_only_while_it_is_recorded(tmp_db: Path) -> None:
+def test_a_run_is_active_only_while_it_is_recorded(store_db: str | Path) -> None:
     with Store() as store:
         recorder = started(store, Clock())
         active = store.is_active(recorder.run_id or "")
@@ -453,7 +454,7 @@ def test_a_run_is_active_only_while_it_is_recorded(tmp_db: Path) -> None:
 # ---------------------------------------------------------------- failures and secrets
 
 
-def test_a_database_failure_never_breaks_the_run(tmp_db: Path) -> None:
+def test_a_database_failure_never_breaks_the_run(store_db: str | Path) -> None:
     store = Store()
     recorder = started(store, Clock())
     store.close()
@@ -463,7 +464,7 @@ def test_a_database_failure_never_breaks_the_run(tmp_db: Path) -> None:
     assert recorder.last_error is not None
 
 
-def test_api_key_never_reaches_the_database_files(tmp_db: Path) -> None:
+def test_api_key_never_reaches_the_database_files(store_db: str | Path) -> None:
     leaky = spec(
         base_url=f"http://127.0.0.1:9/v1?key={SENTINEL}",
         extra_body={
@@ -472,9 +473,29 @@ def test_api_key_never_reaches_the_database_files(tmp_db: Path) -> None:
         },
     )
     events = whole_run(["some ", "text"], run_spec=leaky)
-    files = [tmp_db, Path(f"{tmp_db}-wal"), Path(f"{tmp_db}-shm")]
     with Store() as store:
         record(store, events)
-        while_open = b"".join(f.read_bytes() for f in files if f.exists())
-    after_close = b"".join(f.read_bytes() for f in files if f.exists())
+        while_open = stored_bytes(store_db)
+    after_close = stored_bytes(store_db)
     assert b"SENTINEL" not in while_open and b"SENTINEL" not in after_close
+
+
+def test_a_live_run_grows_in_another_store_as_the_recorder_flushes(store_db: str | Path) -> None:
+    # Two app servers on one history: what one records, the other reads as it streams.
+    clock = Clock()
+    with Store() as writer, Store() as reader:
+        recorder = Recorder(writer, clock=clock)
+        recorder.handle(RunStarted(spec()))
+        recorder.handle(RoundStarted(index=1, max_tokens=100, strategy="prefill"))
+        assert recorder.run_id is not None
+        seen = []
+        for word in ("The ", "tide ", "turns."):
+            clock.advance(1.0)
+            recorder.handle(Delta(word, round_index=1))
+            seen.append(reader.load(recorder.run_id).text)
+        summary = reader.summary(recorder.run_id)
+        assert seen == ["The ", "The tide ", "The tide turns."]
+        assert (summary and summary.status, summary and summary.characters) == ("running", len(seen[-1]))
+        assert reader.is_active(recorder.run_id)
+        recorder.close()
+        assert reader.summary(recorder.run_id).status == "interrupted"  # type: ignore[union-attr]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import sqlite3
 from pathlib import Path
 
 from core.continuation import engine
@@ -16,6 +15,7 @@ from core.demo import demo_document
 from core.services import steering
 from core.services.store import Recorder, Store
 from core.types import Delta, Edit, Round, RunFinished, RunResult, RunSpec
+from tests.pg import raw_rows
 
 FIXTURES = Path(__file__).with_name("fixtures")
 PROMPT = "Write about 1200 tokens on the tides of the Atlantic coast."
@@ -53,7 +53,7 @@ def test_an_old_history_upgrades_with_no_threads_and_no_edits(tmp_db: Path) -> N
             assert summary.characters == len(loaded.text)
 
 
-def test_a_saved_run_loads_back_with_its_edits_and_thread(tmp_db: Path) -> None:
+def test_a_saved_run_loads_back_with_its_edits_and_thread(store_db: str | Path) -> None:
     result = edited_result()
     with Store() as store:
         run_id = store.save(result)
@@ -68,15 +68,14 @@ def test_a_saved_run_loads_back_with_its_edits_and_thread(tmp_db: Path) -> None:
         assert store.load(run_id).edits == result.edits
 
 
-def test_deleting_a_run_deletes_its_edits(tmp_db: Path) -> None:
+def test_deleting_a_run_deletes_its_edits(store_db: str | Path) -> None:
     with Store() as store:
         run_id = store.save(edited_result())
         assert store.delete(run_id)
-    with sqlite3.connect(tmp_db) as raw:
-        assert raw.execute("SELECT count(*) FROM edits").fetchone() == (0,)
+    assert raw_rows(store_db, "SELECT count(*) FROM edits") == [(0,)]
 
 
-def test_a_thread_lists_its_runs_in_order(tmp_db: Path) -> None:
+def test_a_thread_lists_its_runs_in_order(store_db: str | Path) -> None:
     with Store() as store:
         first = store.create_run(spec())
         second = store.create_run(spec())
@@ -92,7 +91,7 @@ def test_a_thread_lists_its_runs_in_order(tmp_db: Path) -> None:
         assert listed == {first: first, second: first, third: first, alone: None}
 
 
-def test_edits_are_written_once_and_appended_in_order(tmp_db: Path) -> None:
+def test_edits_are_written_once_and_appended_in_order(store_db: str | Path) -> None:
     one = Edit.between("", "Opening.", 0)
     two = Edit.between("Opening. Text.", "Opening. Better text.", 1)
     with Store() as store:
@@ -104,7 +103,9 @@ def test_edits_are_written_once_and_appended_in_order(tmp_db: Path) -> None:
         assert store.edits_of("no-such-run") == []
 
 
-def test_a_run_killed_after_an_edit_still_loads_the_edited_text(tmp_db: Path, demo_server: str) -> None:
+def test_a_run_killed_after_an_edit_still_loads_the_edited_text(
+    store_db: str | Path, demo_server: str
+) -> None:
     """The Recorder saves the edit and the rounds it emptied when the resumed run starts."""
     with Store() as store:
         recorder = Recorder(store)

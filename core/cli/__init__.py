@@ -1,4 +1,4 @@
-"""The command line: ``python -m core run|probe|models|runs|batch|demo``.
+"""The command line: ``python -m core run|probe|models|runs|batch|serve|demo``.
 
 Exit codes: 0 when a run ended normally (finished or a limit), 1 on error,
 2 on bad usage. Progress goes to stderr; the answer to ``--output`` or stdout.
@@ -19,6 +19,7 @@ from core.cli.batch import add_batch_parser, cmd_batch
 from core.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError, on_stop_signal
 from core.cli.run import add_run_parser, cmd_models, cmd_probe, cmd_run
 from core.cli.runs import add_runs_parser, cmd_runs, find_run
+from core.cli.serve import add_serve_parser, cmd_serve
 from core.demo.server import main as demo_main
 from core.services.export import export
 from core.services.store import Store, StoreError
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_parser(sub)
     add_runs_parser(sub)
     add_batch_parser(sub)
+    add_serve_parser(sub)
     demo = sub.add_parser(
         "demo",
         help="serve the offline demo model: python -m core demo --port 8765 [--rate N] [--prefill ignored …] "
@@ -68,6 +70,7 @@ COMMANDS = {
     "models": cmd_models,
     "runs": cmd_runs,
     "batch": cmd_batch,
+    "serve": cmd_serve,
     "demo": cmd_demo,
 }
 

@@ -1,4 +1,4 @@
-"""One SQLite file opened for the history: the connection, its lock, reads, writes, migration.
+"""The history opened: the connection, its lock, reads, writes, migration (SQLite or PostgreSQL).
 
 :class:`Database` is the plumbing under :class:`~core.services.store.Store` (and
 :class:`~core.services.store.Batches`, which writes through the store). One connection per
@@ -12,6 +12,10 @@ that is not a database, a directory, a lock held by another process…). A histo
 this process cannot write (a read-only file, folder or file system) is opened for
 reading instead: ``read_only`` is True and every write raises
 :class:`ReadOnlyHistoryError`.
+
+A PostgreSQL URL (``CONTINUUM_DB=postgresql://user@host/db``, see :mod:`.dialect`) opens the
+same store on PostgreSQL through psycopg (:mod:`.postgres`): the same methods, the same
+migrations. ``path`` is then the URL without its password; ``dialect`` says which one it is.
 """
 
 from __future__ import annotations
@@ -36,40 +40,68 @@ from .db import (
     store_error,
     transaction,
 )
+from .dialect import POSTGRESQL, SQLITE, Connection, Dialect, is_postgresql_url, redact_url
 from .migrations import MIGRATIONS
 from .query import casefold
 
 
 class Database:
-    """The history file, opened and migrated. ``timeout``: seconds a write waits for another
-    process's write lock."""
+    """The history, opened and migrated: a SQLite file, or a PostgreSQL database named by URL.
+    ``timeout``: seconds a write waits for another process's write lock."""
+
+    path: Path | str  # the file, or the URL without its password
 
     def __init__(self, path: str | Path | None = None, *, timeout: float = BUSY_TIMEOUT_S) -> None:
-        self.path = Path(path) if path is not None else default_db_path()
+        target = path if path is not None else default_db_path()
+        self.dialect: Dialect = POSTGRESQL if is_postgresql_url(target) else SQLITE
+        self._url = str(target) if self.dialect is POSTGRESQL else ""
+        self.path = redact_url(self._url) if self._url else Path(target)
         self.read_only = False
         self._timeout = timeout
         self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
         self._read_only_error: ReadOnlyHistoryError | None = None
+        self._errors: tuple[type[Exception], ...] = (sqlite3.Error,)
         try:
             self._open(read_only=False)
         except StoreError as exc:
-            if not (self.path.is_file() and _cannot_write(exc)):
+            if not (isinstance(self.path, Path) and self.path.is_file() and _cannot_write(exc)):
                 raise
             self._open_for_reading(exc)
 
     def _open(self, *, read_only: bool) -> None:
         self.read_only = read_only
-        self._conn = connect(self.path, self._timeout, read_only=read_only)
-        self._conn.create_function("casefold", 1, casefold, deterministic=True)
+        if self.dialect is POSTGRESQL:
+            self._conn = self._connect_postgresql()
+        else:
+            assert isinstance(self.path, Path)
+            conn = connect(self.path, self._timeout, read_only=read_only)
+            conn.create_function("casefold", 1, casefold, deterministic=True)
+            self._conn = conn
         try:
             self.migrate()
         except BaseException:
             self.close()
             raise
 
+    def _connect_postgresql(self) -> Connection:
+        from . import postgres  # psycopg is loaded only for a PostgreSQL history
+
+        self._errors = (sqlite3.Error, postgres.psycopg.Error)
+        return postgres.connect_postgresql(self._url, self._timeout)
+
+    def _error(self, exc: Exception) -> StoreError:
+        """A database failure as a StoreError naming the history and what to do."""
+        if self.dialect is POSTGRESQL and not isinstance(exc, sqlite3.Error):
+            from . import postgres  # loaded already: the history is on PostgreSQL
+
+            return postgres.pg_store_error(exc, self._url)
+        assert isinstance(exc, sqlite3.Error | OSError)
+        return store_error(exc, self.path)
+
     def _open_for_reading(self, cause: StoreError) -> None:
         """The history exists but cannot be written: open it read-only, or raise ``cause``."""
+        assert isinstance(self.path, Path)
         try:
             self._open(read_only=True)
         except StoreError:
@@ -98,7 +130,7 @@ class Database:
             conn = self._db()
             try:
                 if self.read_only:
-                    pending = pending_migrations(conn, MIGRATIONS)
+                    pending = pending_migrations(conn, MIGRATIONS, self.dialect)
                     if pending:
                         raise ReadOnlyHistoryError(
                             f"the run history {self.path} is read-only and needs an upgrade this process "
@@ -106,9 +138,9 @@ class Database:
                             hint=f"open it once where it is writable, {ELSEWHERE}",
                         )
                     return []
-                return migrate(conn, MIGRATIONS)
-            except sqlite3.Error as exc:
-                raise store_error(exc, self.path) from exc
+                return migrate(conn, MIGRATIONS, self.dialect)
+            except self._errors as exc:
+                raise self._error(exc) from exc
 
     def check_writable(self) -> None:
         """Raise a StoreError unless this process can write the history now.
@@ -118,7 +150,7 @@ class Database:
         starting anything that should be saved.
         """
         with self._write() as conn:
-            conn.execute("UPDATE runs SET id = id WHERE 0")
+            conn.execute("UPDATE runs SET id = id WHERE 1 = 0")
 
     def close(self) -> None:
         with self._lock:
@@ -132,13 +164,16 @@ class Database:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _db(self) -> sqlite3.Connection:
+    def _db(self) -> Connection:
         if self._conn is None:
             raise StoreError("the run history is closed")
+        if getattr(self._conn, "broken", False):  # PostgreSQL: the server restarted, or the network broke
+            self._conn.close()
+            self._conn = self._connect_postgresql()
         return self._conn
 
     @contextmanager
-    def _write(self, *, wait: bool = True) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, wait: bool = True) -> Iterator[Connection]:
         """One write transaction; ``wait=False`` gives up at once when another process holds the lock."""
         with self._lock:
             if self.read_only:
@@ -146,25 +181,29 @@ class Database:
                 if known is None:
                     raise ReadOnlyHistoryError(f"the run history {self.path} is open for reading only")
                 raise ReadOnlyHistoryError(known.message, known.hint)
-            conn = self._db()
+            sqlite = self.dialect is SQLITE
             try:
-                if not wait:
+                conn = self._db()
+                if not wait and sqlite:
                     conn.execute("PRAGMA busy_timeout = 0")
                 try:
-                    with transaction(conn):
+                    with transaction(conn, self.dialect):
+                        if not wait and not sqlite:
+                            conn.execute("SET LOCAL lock_timeout = 1")  # 1 ms (0 would mean: forever)
                         yield conn
                 finally:
-                    if not wait:
+                    if not wait and sqlite:
                         conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
-            except sqlite3.Error as exc:
-                raise store_error(exc, self.path) from exc
+            except self._errors as exc:
+                raise self._error(exc) from exc
 
     def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        """Rows of ``sql`` (on PostgreSQL, :class:`~.postgres.PgRow`, read the same way)."""
         with self._lock:
             try:
                 return self._db().execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise store_error(exc, self.path) from exc
+            except self._errors as exc:
+                raise self._error(exc) from exc
 
 
 def _cannot_write(exc: StoreError) -> bool:

@@ -9,6 +9,10 @@ only read when opened: a reader never needs the write lock, so another process
 holding it (even ``BEGIN EXCLUSIVE``, which WAL mode lets readers through) does
 not stop ``runs list``.
 
+On PostgreSQL (:mod:`.dialect`) the same migrations run, in PostgreSQL's words (a migration's
+own ``postgresql`` SQL, else its SQL translated by :func:`~.dialect.to_postgresql`), in one
+transaction that first takes an advisory lock, so concurrent upgrades are serialised there too.
+
 Every SQLite or file-system failure leaves this package as a :class:`StoreError`
 (see :func:`store_error`) whose message names the file and says what to do.
 """
@@ -23,11 +27,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from core.wire.errors import ContinuumError
 
+from .dialect import SQLITE, Connection, Dialect, is_postgresql_url, to_postgresql
+
 BUSY_TIMEOUT_S = 10.0  # how long a write waits for another process's write lock
 ELSEWHERE = "or set CONTINUUM_DB to another file"
+MIGRATIONS_TABLE = "CREATE TABLE IF NOT EXISTS migrations ( name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
 
 
 class StoreError(ContinuumError):
@@ -90,18 +98,42 @@ def store_error(exc: sqlite3.Error | OSError, path: str | Path) -> StoreError:
     return StoreError(f"the run history {path} failed: {reason}", hint=f"check the file, {ELSEWHERE}")
 
 
+# A migration written as a function gets the connection (``execute(sql, params)`` with ``?``).
+MigrationStep = str | Callable[[Any], None]
+
+# Concurrent upgrades of one PostgreSQL database wait for each other on this advisory lock.
+PG_MIGRATION_LOCK = 7_262_011_401
+
+
 @dataclass(frozen=True)
 class Migration:
-    """One schema step. ``apply`` is SQL (one or more statements) or ``fn(connection)``."""
+    """One schema step. ``apply`` is SQL (one or more statements, SQLite's words) or ``fn(connection)``.
+
+    ``postgresql``: what runs on PostgreSQL instead, when the translation of ``apply``
+    (:func:`~.dialect.to_postgresql`) is not right; a function ``apply`` runs on both unless given.
+    """
 
     name: str
-    apply: str | Callable[[sqlite3.Connection], None]
+    apply: MigrationStep
+    postgresql: MigrationStep | None = None
+
+    def step(self, dialect: Dialect) -> MigrationStep:
+        if dialect is SQLITE:
+            return self.apply
+        if self.postgresql is not None:
+            return self.postgresql
+        return to_postgresql(self.apply) if isinstance(self.apply, str) else self.apply
 
 
-def default_db_path() -> Path:
+def default_db_path() -> Path | str:
     """``$CONTINUUM_DB``, else ``$XDG_DATA_HOME/continuum/continuum.sqlite3``
-    (``~/.local/share/continuum/continuum.sqlite3`` when XDG_DATA_HOME is unset)."""
+    (``~/.local/share/continuum/continuum.sqlite3`` when XDG_DATA_HOME is unset).
+
+    A PostgreSQL URL (``postgresql://…`` or ``postgres://…``) comes back as it is, a str.
+    """
     explicit = os.environ.get("CONTINUUM_DB")
+    if explicit and is_postgresql_url(explicit):
+        return explicit
     if explicit:
         return Path(explicit).expanduser()
     data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -179,9 +211,9 @@ def _configure(conn: sqlite3.Connection, timeout: float, read_only: bool) -> sql
 
 
 @contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back if the block raises."""
-    conn.execute("BEGIN IMMEDIATE")
+def transaction(conn: Connection, dialect: Dialect = SQLITE) -> Iterator[Connection]:
+    """``BEGIN IMMEDIATE`` (PostgreSQL: ``BEGIN``) … ``COMMIT``, rolled back if the block raises."""
+    conn.execute(dialect.begin)
     try:
         yield conn
     except BaseException:
@@ -204,18 +236,18 @@ def split_sql(script: str) -> list[str]:
     return statements
 
 
-def applied_migrations(conn: sqlite3.Connection) -> list[str]:
+def applied_migrations(conn: Connection, dialect: Dialect = SQLITE) -> list[str]:
     """Names of the migrations recorded in the database, oldest first."""
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'"
-    ).fetchone()
+    exists = conn.execute(dialect.table_exists, ("migrations",)).fetchone()
     if not exists:
         return []
     rows = conn.execute("SELECT name FROM migrations ORDER BY rowid").fetchall()
     return [row[0] for row in rows]
 
 
-def pending_migrations(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[str]:
+def pending_migrations(
+    conn: Connection, migrations: Sequence[Migration], dialect: Dialect = SQLITE
+) -> list[str]:
     """Names of ``migrations`` not yet applied (a read only).
 
     Raises :class:`StoreError` when the database records a migration this code
@@ -224,7 +256,7 @@ def pending_migrations(conn: sqlite3.Connection, migrations: Sequence[Migration]
     names = [m.name for m in migrations]
     if len(set(names)) != len(names):
         raise ValueError("migration names must be unique")
-    done = applied_migrations(conn)
+    done = applied_migrations(conn, dialect)
     unknown = [name for name in done if name not in names]
     if unknown:
         raise StoreError(
@@ -234,29 +266,30 @@ def pending_migrations(conn: sqlite3.Connection, migrations: Sequence[Migration]
     return [name for name in names if name not in done]
 
 
-def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[str]:
+def migrate(conn: Connection, migrations: Sequence[Migration], dialect: Dialect = SQLITE) -> list[str]:
     """Apply the migrations not yet recorded, in order; returns the names applied now.
 
     An up-to-date database is only read (no write lock). Raises
     :class:`StoreError` when the database records a migration this code does not
     know (it was written by a newer Continuum).
     """
-    if not pending_migrations(conn, migrations):
+    if not pending_migrations(conn, migrations, dialect):
         return []
-    with transaction(conn):
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS migrations ( name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
-        )
-        pending = pending_migrations(conn, migrations)  # again, under the lock: another process may have won
+    with transaction(conn, dialect):
+        if dialect is not SQLITE:
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (PG_MIGRATION_LOCK,))
+        conn.execute(MIGRATIONS_TABLE if dialect is SQLITE else to_postgresql(MIGRATIONS_TABLE))
+        pending = pending_migrations(conn, migrations, dialect)  # again, under the lock: another may have won
         applied: list[str] = []
         for migration in migrations:
             if migration.name not in pending:
                 continue
-            if isinstance(migration.apply, str):
-                for statement in split_sql(migration.apply):
+            step = migration.step(dialect)
+            if isinstance(step, str):
+                for statement in split_sql(step):
                     conn.execute(statement)
             else:
-                migration.apply(conn)
+                step(conn)
             conn.execute(
                 "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (migration.name, time.time())
             )

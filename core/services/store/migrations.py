@@ -140,10 +140,17 @@ CREATE TABLE edits (
 );
 """
 
+# Where a run came from: "" for the app, the command line and batches (as before), "api" for a
+# request to ``python -m core serve`` (core.serve). Plain SQL, the same on every database.
+RUN_SOURCE = """
+ALTER TABLE runs ADD COLUMN source TEXT NOT NULL DEFAULT '';
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_runs_and_rounds", RUNS_AND_ROUNDS),
     Migration("0002_run_list_indexes", RUN_LIST_INDEXES),
     Migration("0003_round_extra_json", ROUND_EXTRA),
     Migration("0004_batches", BATCHES),
     Migration("0005_threads_and_edits", STEERING),
+    Migration("0006_run_source", RUN_SOURCE),
 )

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from .dialect import SQLITE, Dialect
 from .rows import ROUND_WRITE_COLUMNS
 
 
@@ -17,7 +18,8 @@ TOTALS_SQL = """
 UPDATE runs SET
     (rounds, prompt_tokens_billed, completion_tokens, tokens_estimated, cost, characters) = (
         SELECT count(*), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
-               coalesce(max(prompt_estimated OR completion_estimated), 0), sum(cost),
+               coalesce(max(CASE WHEN prompt_estimated <> 0 OR completion_estimated <> 0 THEN 1 ELSE 0 END), 0),
+               sum(cost),
                coalesce(sum(characters), 0) + coalesce((
                    SELECT length(text_before) - removed + added FROM edits
                    WHERE edits.run_id = runs.id ORDER BY position DESC LIMIT 1), 0)
@@ -47,12 +49,14 @@ def filters(
     since: float | datetime | None,
     until: float | datetime | None,
     batch_id: str | None,
+    dialect: Dialect = SQLITE,
 ) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
     if query and query.strip():
-        words = query.casefold().split()
-        text_match = " AND ".join(["instr(casefold(title || char(10) || prompt), ?) > 0"] * len(words))
+        words = dialect.fold(query).split()
+        contains = dialect.text_contains.format(text=f"title || {dialect.newline} || prompt")
+        text_match = " AND ".join([contains] * len(words))
         clauses.append(f"(({text_match}) OR id = ?)")
         params.extend([*words, query.strip()])
     for column, value in (("provider", provider), ("model", model), ("batch_id", batch_id)):

@@ -139,6 +139,7 @@ class RunSummary:
     batch_id: str | None
     thread_id: str | None = None  # runs of one conversation (follow-ups) share it
     parent_id: str | None = None  # the run this one follows up on
+    source: str = ""  # where the run came from: "" (the app, the CLI, a batch) or "api" (core.serve)
 
     @property
     def display_title(self) -> str:
@@ -174,6 +175,7 @@ class RunSummary:
             batch_id=row["batch_id"],
             thread_id=row["thread_id"],
             parent_id=row["parent_id"],
+            source=row["source"],
         )
 
 
@@ -181,7 +183,7 @@ SUMMARY_COLUMNS = (
     f"id, title, substr(prompt, 1, {PROMPT_PREVIEW_CHARS}) AS prompt_preview, provider, base_url, model,"
     " strategy, status, stop_reason, created_at, updated_at, started_at, finished_at, rounds,"
     " prompt_tokens_billed, completion_tokens, tokens_estimated, cost, characters, error_json, batch_id,"
-    " thread_id, parent_id"
+    " thread_id, parent_id, source"
 )
 
 

@@ -1,4 +1,4 @@
-"""The run history: :class:`Store` keeps runs and their rounds in SQLite.
+"""The run history: :class:`Store` keeps runs and their rounds in SQLite (or PostgreSQL).
 
 One connection per store, shared by every thread behind a lock (SQLite
 serialises writers anyway; each write is a short transaction). Several
@@ -8,7 +8,6 @@ lets readers run beside the writer and ``busy_timeout`` makes writers wait.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
 from collections.abc import Iterable
@@ -17,7 +16,9 @@ from datetime import datetime
 from core.types import ErrorInfo, Round, RunResult, RunSpec
 
 from .db import StoreError
-from .owner import OWNER_COLUMNS, current_owner, owner_gone
+from .dialect import Connection
+from .liveness import Liveness
+from .owner import current_owner
 from .query import TOTALS_SQL, UPSERT_ROUND_SQL, filters
 from .rows import (
     INTERRUPTED,
@@ -32,11 +33,11 @@ from .rows import (
     status_for,
 )
 from .sanitize import clean_spec_dict
-from .threads import Threads
 
 
-class Store(Threads):
-    """Runs and rounds in one SQLite file (``$CONTINUUM_DB`` or the user data directory).
+class Store(Liveness):
+    """Runs and rounds in one SQLite file (``$CONTINUUM_DB`` or the user data directory), or in
+    the PostgreSQL database ``$CONTINUUM_DB`` names by URL (``postgresql://…``).
 
     Opening migrates the file to the current schema (an up-to-date file is only
     read; see :class:`~core.services.store.database.Database` for how a file that cannot be
@@ -112,7 +113,7 @@ class Store(Threads):
     ) -> list[RunSummary]:
         """Newest first. ``query``: every word must appear in the title or prompt
         (case-insensitive, Unicode-aware) or the whole query is the run id."""
-        where, params = filters(query, provider, model, status, since, until, batch_id)
+        where, params = filters(query, provider, model, status, since, until, batch_id, self.dialect)
         rows = self._read(
             f"SELECT {SUMMARY_COLUMNS} FROM runs {where}"
             " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
@@ -131,7 +132,7 @@ class Store(Threads):
         until: float | datetime | None = None,
         batch_id: str | None = None,
     ) -> int:
-        where, params = filters(query, provider, model, status, since, until, batch_id)
+        where, params = filters(query, provider, model, status, since, until, batch_id, self.dialect)
         return int(self._read(f"SELECT count(*) FROM runs {where}", params)[0][0])
 
     def facets(self) -> dict[str, list[str]]:
@@ -144,7 +145,7 @@ class Store(Threads):
     def rename(self, run_id: str, title: str) -> None:
         with self._write() as conn:
             cur = conn.execute(
-                "UPDATE runs SET title = ?, spec_json = json_set(spec_json, '$.title', ?), updated_at = ?"
+                f"UPDATE runs SET title = ?, spec_json = {self.dialect.set_spec_title}, updated_at = ?"
                 " WHERE id = ?",
                 (title, title, time.time(), run_id),
             )
@@ -155,37 +156,6 @@ class Store(Threads):
         """Delete a run and its rounds; False if there was no such run."""
         with self._write() as conn:
             return conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount > 0
-
-    def mark_interrupted(self, stale_after: float = 600.0) -> list[str]:
-        """Mark runs left "running" by a process that is gone as "interrupted"; returns their ids.
-
-        The owner is dead when it is on this host and its pid no longer exists (or
-        was reused, or is a zombie), or, in this process, when no Recorder holds
-        the run. Owners on another host count as dead once their heartbeat is
-        older than ``stale_after`` seconds. Call it at start-up and before listing.
-
-        Housekeeping, so it never waits: while another process holds the write
-        lock, or when the history is read-only, nothing is marked (returns []).
-        """
-        now = time.time()
-        rows = self._read(f"SELECT {OWNER_COLUMNS} FROM runs WHERE status = 'running'")
-        gone = [row["id"] for row in rows if owner_gone(row, now, stale_after)]
-        if gone:
-            try:
-                with self._write(wait=False) as conn:
-                    conn.executemany(
-                        "UPDATE runs SET status = 'interrupted', updated_at = ?"
-                        " WHERE id = ? AND status = 'running'",
-                        [(now, run_id) for run_id in gone],
-                    )
-            except StoreError:
-                return []  # marked by the next process that can write
-        return gone
-
-    def is_active(self, run_id: str, stale_after: float = 600.0) -> bool:
-        """True while a live process (this one included) is recording the run: do not resume it."""
-        rows = self._read(f"SELECT {OWNER_COLUMNS} FROM runs WHERE id = ? AND status = 'running'", (run_id,))
-        return bool(rows) and not owner_gone(rows[0], time.time(), stale_after)
 
     def save(self, result: RunResult, *, status: str | None = None) -> str:
         """Store a whole RunResult (an imported transcript, a finished batch item); returns its id.
@@ -323,7 +293,7 @@ class Store(Threads):
 
     def _finish(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         run_id: str,
         *,
         spec: RunSpec,
@@ -342,7 +312,8 @@ class Store(Threads):
         if keep is not None:
             indices = sorted(set(keep))
             marks = ",".join("?" * len(indices))
-            conn.execute(f"DELETE FROM rounds WHERE run_id = ? AND idx NOT IN ({marks})", (run_id, *indices))
+            kept = f" AND idx NOT IN ({marks})" if indices else ""  # PostgreSQL refuses an empty IN ()
+            conn.execute(f"DELETE FROM rounds WHERE run_id = ?{kept}", (run_id, *indices))
         self._set_spec(conn, run_id, spec)
         conn.execute(
             "UPDATE runs SET status = ?, stop_reason = ?, error_json = ?,"
@@ -352,7 +323,7 @@ class Store(Threads):
         conn.execute(TOTALS_SQL, {"run_id": run_id, "now": time.time()})
 
     @staticmethod
-    def _set_spec(conn: sqlite3.Connection, run_id: str, spec: RunSpec) -> None:
+    def _set_spec(conn: Connection, run_id: str, spec: RunSpec) -> None:
         data = clean_spec_dict(spec.to_dict())
         conn.execute(
             "UPDATE runs SET spec_json = ?, title = ?, prompt = ?, provider = ?, base_url = ?, model = ?,"
@@ -370,7 +341,7 @@ class Store(Threads):
         )
 
     @staticmethod
-    def _upsert_round(conn: sqlite3.Connection, run_id: str, round_: Round, *, live: bool) -> None:
+    def _upsert_round(conn: Connection, run_id: str, round_: Round, *, live: bool) -> None:
         conn.execute(
             UPSERT_ROUND_SQL, {"run_id": run_id, "idx": round_.index, **round_row(round_, live=live)}
         )

@@ -10,12 +10,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 
 from core.types import Edit
 
 from .database import Database
+from .dialect import Connection
 from .rows import SUMMARY_COLUMNS, RunSummary
 
 EDIT_COLUMNS = ("after_round", "at", "removed", "added", "made_at", "inserted", "text_before")
@@ -48,7 +48,7 @@ class Threads(Database):
             self._write_edits(conn, run_id, list(edits))
 
     @staticmethod
-    def _write_edits(conn: sqlite3.Connection, run_id: str, edits: list[Edit]) -> None:
+    def _write_edits(conn: Connection, run_id: str, edits: list[Edit]) -> None:
         conn.execute("DELETE FROM edits WHERE run_id = ? AND position >= ?", (run_id, len(edits)))
         marks = ", ".join("?" * (len(EDIT_COLUMNS) + 2))
         conn.executemany(
@@ -79,7 +79,7 @@ class Threads(Database):
             self._join_thread(conn, run_id, thread_id, parent_id)
 
     @staticmethod
-    def _join_thread(conn: sqlite3.Connection, run_id: str, thread_id: str, parent_id: str | None) -> None:
+    def _join_thread(conn: Connection, run_id: str, thread_id: str, parent_id: str | None) -> None:
         conn.execute(
             "UPDATE runs SET thread_id = ?, parent_id = coalesce(?, parent_id) WHERE id = ?",
             (thread_id, parent_id, run_id),
