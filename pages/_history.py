@@ -1,5 +1,6 @@
-"""The run history behind the Runs, Inspect and Studio pages: the store, list rows, resume (also
-after an edit), follow-ups, duplicate, and the Studio's form loaded from a run.
+"""The run history behind the Runs, Inspect and Studio pages: the store, a run's status in words,
+resume (also after an edit), follow-ups, duplicate, and the Studio's form loaded from a run
+(the Runs table is ``pages/_runs_table.py``).
 
 UI glue only (the history itself is ``core.services.store``; the numbers are ``core.services.inspect``).
 The store is opened once per database file per process (``st.cache_resource``
@@ -12,21 +13,18 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import pandas as pd
 import streamlit as st
 
 from core.services import steering
 from core.services.providers import PROVIDERS, Provider
-from core.services.store import RunSummary, Store, default_db_path
+from core.services.store import Store, default_db_path
 from core.types import STRATEGIES, RunResult, RunSpec
 from core.wire.errors import ContinuumError
 from pages import _common as common
 from pages._blocks import inert
-from pages._format import money
 
 STUDIO = "pages/studio.py"
 RUNS = "pages/runs.py"
@@ -103,7 +101,7 @@ def pick_run(run_id: str | None) -> None:
         del st.query_params[RUN_ID_PARAM]
 
 
-# ---------------------------------------------------------------- the list
+# ---------------------------------------------------------------- what a run is, in words
 
 
 def when(timestamp: float | None) -> str:
@@ -124,62 +122,6 @@ def status_badge(status: str, stop_reason: str | None = None) -> str:
 
 def tokens_text(value: int, estimated: bool) -> str:
     return f"≈{value:,}" if estimated else f"{value:,}"
-
-
-def outcome(summary: RunSummary) -> str:
-    """The status, or for a finished run why it stopped ("finished", "max rounds", "repetition"…)."""
-    if summary.status == "finished" and summary.stop_reason:
-        return summary.stop_reason.replace("_", " ")
-    return summary.status
-
-
-def thread_place(summary: RunSummary, threads: dict[str, list[str]]) -> str:
-    """ "2 of 3" for the second run of a thread of three; "" for a run in no thread."""
-    members = threads.get(summary.thread_id or "", [])
-    if len(members) < 2 or summary.id not in members:
-        return ""
-    return f"{members.index(summary.id) + 1} of {len(members)}"
-
-
-def runs_frame(runs: list[RunSummary], threads: dict[str, list[str]] | None = None) -> pd.DataFrame:
-    """The rows of the Runs table (the run ids stay out of sight, in the same order);
-    ``threads``: :meth:`Store.threads` of the runs' threads, for the Thread column."""
-    return pd.DataFrame(
-        {
-            "Date": [datetime.fromtimestamp(s.created_at) for s in runs],
-            "Run": [s.display_title or "(no prompt)" for s in runs],
-            "Thread": [thread_place(s, threads or {}) for s in runs],
-            "Provider": [s.provider for s in runs],
-            "Model": [s.model for s in runs],
-            "Strategy": [s.strategy for s in runs],
-            "Status": [outcome(s) for s in runs],
-            "Rounds": [s.rounds for s in runs],
-            "Tokens": [tokens_text(s.completion_tokens, s.tokens_estimated) for s in runs],
-            "Cost": [money(s.cost) for s in runs],
-        }
-    )
-
-
-RUNS_COLUMNS = {
-    "Date": st.column_config.DatetimeColumn(format="MMM D, HH:mm", width=92),
-    "Run": st.column_config.TextColumn(width=200, help="The title, else the prompt"),
-    "Thread": st.column_config.TextColumn(
-        width=60, help="Runs of one conversation: a follow-up asks the next question after an answer"
-    ),
-    "Provider": st.column_config.TextColumn(width=76),
-    "Model": st.column_config.TextColumn(width=110),
-    "Strategy": st.column_config.TextColumn(width=76),
-    "Status": st.column_config.TextColumn(
-        width=116,
-        help="Why a finished run stopped (finished, max rounds, repetition…), else interrupted, "
-        "cancelled, error or running. Interrupted: the process writing it stopped; resume it.",
-    ),
-    "Rounds": st.column_config.NumberColumn(width=60),
-    "Tokens": st.column_config.TextColumn(help="Output tokens (≈: estimated)", width=72),
-    "Cost": st.column_config.TextColumn(
-        help="Estimated from the listed prices (—: no prices known)", width=72
-    ),
-}
 
 
 # ---------------------------------------------------------------- resume
@@ -255,7 +197,7 @@ def start_resume(run_id: str, options: ResumeOptions, *, edited_text: str | None
     provider = PROVIDERS.get(result.spec.provider)
     if provider is None:
         return f"This run used an unknown provider ({result.spec.provider!r}); it cannot be resumed here."
-    demo = common.demo_base_url() if provider.is_demo else None
+    demo = common.demo_base_url_for(result.spec) if provider.is_demo else None
     return _launch(provider, resume_spec(result, options, demo), result)
 
 
@@ -271,7 +213,7 @@ def start_follow_up(run_id: str, message: str, max_rounds: int | None = None) ->
     if provider is None:
         return f"This run used an unknown provider ({seed.spec.provider!r}); it cannot be followed up here."
     if provider.is_demo:
-        seed.spec.base_url = rebase_url(seed.spec.base_url, common.demo_base_url())
+        seed.spec.base_url = rebase_url(seed.spec.base_url, common.demo_base_url_for(seed.spec))
     return _launch(provider, seed.spec, seed)
 
 
@@ -320,11 +262,12 @@ def load_form(spec: RunSpec, opening: str = "", *, run_key: str | None = None) -
     values["opening"] = opening
     provider_id = values["studio_provider"]
     settings = common.get_settings()
-    changed = settings.provider != provider_id or settings.models.get(provider_id) != spec.model
+    model = common.form_model(spec)  # a replay run: its Replay choice
+    changed = settings.provider != provider_id or settings.models.get(provider_id) != model
     settings.provider = provider_id
-    if spec.model:
-        settings.models[provider_id] = spec.model
-        values[f"studio_model_{provider_id}"] = spec.model
+    if model:
+        settings.models[provider_id] = model
+        values[f"studio_model_{provider_id}"] = model
     preset = PROVIDERS[provider_id]
     if not preset.is_demo and spec.base_url and spec.base_url != preset.base_url:
         settings.base_urls[provider_id] = spec.base_url

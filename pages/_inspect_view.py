@@ -18,6 +18,7 @@ from core.types import RunResult
 from pages import _charts as charts
 from pages._blocks import inert, inert_code
 from pages._format import money
+from pages._live import edit_box
 
 A_COLOR = "#4c6ef5"
 B_COLOR = "#f08c00"
@@ -45,27 +46,50 @@ def seam_heading(seam: inspect.Seam) -> str:
     parts = [f"**Round {seam.before_index} → {seam.after_index}**"]
     where = "reasoning" if seam.in_reasoning else "answer"
     est = "≈" if seam.tokens_estimated else ""
-    parts.append(f"{where} character {seam.offset:,} · after {est}{seam.tokens:,} tokens")
+    if taken_over(seam):  # its place in the answer went with the edit
+        parts.append(f"after {est}{seam.tokens:,} tokens")
+    else:
+        parts.append(f"{where} character {seam.offset:,} · after {est}{seam.tokens:,} tokens")
     if seam.finish_reason:
         parts.append(inert_code(seam.finish_reason))
     badges = [f":{FLAG_COLORS.get(kind, 'orange')}-badge[{kind.replace('_', ' ')}]" for kind in seam.kinds]
+    if seam.edit is not None:
+        badges.append(":blue-badge[your edit]")
     if seam.recovery:
         badges.append(":blue-badge[recovery]")
     if seam.in_reasoning:
         badges.append(":violet-badge[in reasoning]")
     if seam.tokens_estimated:
         badges.append(":gray-badge[≈ estimated tokens]")
-    if not seam.flagged:
+    if not seam.flagged and seam.edit is None:
         badges.append(":green-badge[clean]")
     return " · ".join(parts) + " &nbsp; " + " ".join(badges)
+
+
+EDITED_AWAY = "The text of both rounds is now part of your edit after round {after}."
+TAKEN = "Its text is part of your edit after round {after}."
+
+
+def taken_over(seam: inspect.Seam) -> bool:
+    """Both sides of ``seam`` went into a later edit (the rounds keep no text of their own)."""
+    return seam.edited_away is not None and seam.edit is None and not seam.before
 
 
 def seam_card(seam: inspect.Seam) -> None:
     with st.container(border=True, key=f"seam_{seam.after_index}"):
         st.markdown(seam_heading(seam))
+        if taken_over(seam):
+            st.caption(EDITED_AWAY.format(after=seam.edited_away))
+            return
+        if seam.edit is not None:
+            edit_box(st, seam.edit, seam.after_index)  # as the Rounds tab shows it
         left, right = st.columns(2)
         with left:
-            st.caption(f"End of round {seam.before_index}")
+            st.caption(
+                f"End of round {seam.before_index}"
+                if seam.edit is None
+                else "End of the answer as you edited it"
+            )
             st.code(
                 _visible(seam.before, cut_before=seam.before_cut) or "(empty)", language=None, wrap_lines=True
             )
@@ -88,6 +112,8 @@ def seam_card(seam: inspect.Seam) -> None:
                     f":red[Discarded: the round started the answer over ({seam.discarded_chars:,} characters "
                     "dropped; the first ones are shown).]"
                 )
+            elif seam.edited_away is not None:
+                st.caption(TAKEN.format(after=seam.edited_away))
             else:
                 st.caption("This round added no text.")
         for flag in seam.flags:

@@ -13,6 +13,7 @@ from pages import _history as history
 from pages._blocks import inert, inert_code
 from pages._history_view import render_run
 from pages._routing import ensure_routed
+from pages._runs_table import runs_table
 from pages._steering import thread_strip
 
 ensure_routed(__file__)  # run without app.py (Streamlit's legacy pages/ mode): go through it
@@ -40,11 +41,30 @@ def _table_key() -> str:
     return f"runs_table_{st.session_state.get('runs_table_gen', 0)}"
 
 
+PICKED = "runs_picked"  # session key: how many rows were picked; set when one was just picked
+
+
 def _on_select() -> None:
     state = st.session_state.get(_table_key())
     rows = list(getattr(getattr(state, "selection", None), "rows", []) or [])
     ids = st.session_state.get("runs_ids", [])
-    history.pick_run(ids[rows[0]] if rows and rows[0] < len(ids) else None)
+    run_id = ids[rows[0]] if rows and rows[0] < len(ids) else None
+    history.pick_run(run_id)
+    if run_id:
+        st.session_state[PICKED] = st.session_state.get("runs_picks", 0) + 1
+        st.session_state["runs_picks"] = st.session_state[PICKED]
+
+
+def bring_into_view(pick: int) -> None:
+    """Scroll the page to the opened run, which is drawn below the table: a click on a row shows
+    the run it opens. A constant script (it requests nothing); the pick's number makes each
+    pick a new element, so it runs once per pick and never on the reruns of an open run."""
+    st.html(
+        "<style>.st-key-open_run { scroll-margin-top: 4rem; }</style>"
+        f"<script>/* pick {int(pick)} */ "
+        "document.querySelector('.st-key-open_run')?.scrollIntoView({block: 'start'});</script>",
+        unsafe_allow_javascript=True,
+    )
 
 
 def _new_table() -> None:
@@ -104,14 +124,16 @@ def filters(facets: dict[str, list[str]]) -> RunFilters:
 def run_table(runs: list[RunSummary]) -> None:
     st.session_state["runs_ids"] = [s.id for s in runs]
     threads = history.history().threads(s.thread_id for s in runs if s.thread_id)
+    table = runs_table(runs, threads)
     st.dataframe(
-        history.runs_frame(runs, threads),
+        table.frame,
         hide_index=True,
         key=_table_key(),
         on_select=_on_select,
         selection_mode="single-row",
-        column_config=history.RUNS_COLUMNS,
-        height=min(38 + 35 * len(runs), 360),
+        column_config=table.columns,
+        row_height=table.row_height,
+        height=table.height,
     )
 
 
@@ -259,7 +281,7 @@ def open_run(run_id: str) -> None:
 st.title("Runs")
 st.caption(
     "Every run is saved as it streams. Open one to read it again, resume it, or start a new one from it. "
-    "A follow-up joins the thread of the run it follows (the Thread column)."
+    "A follow-up joins the thread of the run it follows (its place shows in a Thread column)."
 )
 
 store = history.history_or_stop()
@@ -285,6 +307,9 @@ else:
     run_table(runs)
 
 picked = history.picked_run_id()
+just_picked = st.session_state.pop(PICKED, None)
 if picked:
     st.divider()
     open_run(picked)
+    if just_picked:
+        bring_into_view(just_picked)

@@ -144,20 +144,25 @@ def test_an_echo_without_the_prefix_strategy_is_a_restart(demo_url) -> None:
 
 
 def test_seams_inside_code_blocks_and_tables_are_flagged(demo_url) -> None:
-    prompt = "Write 3000 tokens about fenced code 0"
-    rounds = finish(run_all(spec_for(demo_url(), prompt, max_tokens=48))).result.rounds
-    assert "".join(r.text for r in rounds) == demo_document(prompt)
-    flagged = {f["kind"]: [] for f in [{"kind": "open_fence"}, {"kind": "open_table"}]}
-    for i, r in enumerate(rounds):
-        before = "".join(p.text for p in rounds[:i])
-        fences = sum(line.startswith("```") for line in before.split("\n"))
-        last_line = before.rstrip("\n").rsplit("\n", 1)[-1]
-        kinds = {f["kind"] for f in r.seam_flags}
-        assert ("open_fence" in kinds) == (fences % 2 == 1), i
-        assert ("open_table" in kinds) == last_line.startswith("|"), i
-        for kind in kinds & set(flagged):
-            flagged[kind].append(i)
-    assert all(flagged.values())
+    """Every seam is flagged exactly when it falls inside a code block or a table; the prompts
+    are tried in turn until seams have fallen inside both (the demo's prose decides where)."""
+    flagged: dict[str, list[str]] = {"open_fence": [], "open_table": []}
+    for n in range(20):
+        prompt = f"Write 3000 tokens about fenced code {n}"
+        rounds = finish(run_all(spec_for(demo_url(), prompt, max_tokens=48))).result.rounds
+        assert "".join(r.text for r in rounds) == demo_document(prompt)
+        for i, r in enumerate(rounds):
+            before = "".join(p.text for p in rounds[:i])
+            fences = sum(line.startswith("```") for line in before.split("\n"))
+            last_line = before.rstrip("\n").rsplit("\n", 1)[-1]
+            kinds = {f["kind"] for f in r.seam_flags}
+            assert ("open_fence" in kinds) == (fences % 2 == 1), (prompt, i)
+            assert ("open_table" in kinds) == last_line.startswith("|"), (prompt, i)
+            for kind in kinds & set(flagged):
+                flagged[kind].append(f"{prompt}, round {i + 1}")
+        if all(flagged.values()):
+            break
+    assert all(flagged.values()), flagged
 
 
 @pytest.mark.parametrize("shape", ["field", "reasoning", "think"])

@@ -122,6 +122,42 @@ def test_the_seams_of_a_demo_run_are_cut_from_the_answer_itself(demo_server: str
     )
 
 
+def edited_run(base_url: str) -> RunResult:
+    """A demo run stopped after 2 rounds, its last paragraph replaced by the user's, continued."""
+    part = finished(spec(base_url, max_rounds=2))
+    part.edit(part.text[: part.text.rstrip().rfind("\n\n")] + "\n\nMY OWN LINE, written by hand and")
+    part.spec.max_rounds = 30
+    last = list(engine.run(part.spec, resume=part))[-1]
+    assert isinstance(last, RunFinished)
+    return last.result
+
+
+def test_the_seam_at_an_edit_shows_the_end_of_the_edited_answer(demo_server: str):
+    result = edited_run(demo_server)
+    (edit,) = result.edits
+    at_edit = seams(result)[edit.after_round - 1]
+    assert (at_edit.before_index, at_edit.edit) == (edit.after_round, edit)
+    assert at_edit.before == edit.text[-len(at_edit.before) :] and at_edit.before.endswith("by hand and")
+    assert at_edit.offset == len(edit.text) and at_edit.after == result.rounds[edit.after_round].text[:240]
+
+
+def test_the_seams_before_an_edit_say_that_the_edit_holds_their_text(demo_server: str):
+    result = edited_run(demo_server)
+    taken = [(s.before_index, s.edited_away, s.before, s.after) for s in seams(result) if s.edited_away]
+    assert taken == [(1, 2, "", "")]
+
+
+def test_the_seams_of_an_edited_run_are_cut_from_the_edited_answer(demo_server: str):
+    result = edited_run(demo_server)
+    text = result.text
+    after_edit = [s for s in seams(result) if s.before_index >= result.edits[0].after_round]
+    assert len(after_edit) >= 2 and [s.edit is not None for s in after_edit].count(True) == 1
+    assert all(
+        text[s.offset - len(s.before) : s.offset] == s.before and text[s.offset :].startswith(s.after)
+        for s in after_edit
+    )
+
+
 def test_a_run_against_a_server_ignoring_the_prefill_has_a_restart_seam(demo_url: Callable[..., str]):
     result = finished(spec(demo_url(prefill="ignored")))
     restarts = [s for s in seams(result) if "restart" in s.kinds]
@@ -228,6 +264,12 @@ def test_a_stored_run_has_the_gauge_the_studio_showed_at_its_end(demo_server: st
 def test_the_gauge_of_an_interrupted_round_estimates_the_text_it_kept():
     gauge = result_gauge(made(rnd(1, "x" * 400, completion_tokens=0, error="interrupted")))
     assert (gauge.generated_tokens, gauge.estimated) == (budget.estimate_text("x" * 400), True)
+
+
+def test_an_edited_stored_run_becomes_a_snapshot_with_its_edited_text(demo_server: str):
+    result = edited_run(demo_server)
+    snap = result_snapshot(result)
+    assert snap.text == result.text == snap.to_result().text and snap.edits == tuple(result.edits)
 
 
 def test_a_stored_run_becomes_a_finished_snapshot_with_its_rounds_and_text(demo_server: str):

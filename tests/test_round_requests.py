@@ -280,7 +280,7 @@ def test_an_opening_and_an_edit_are_the_text_the_next_rounds_carry(
     opened = RunResult(spec=spec)
     opened.edit(opening)
     part = stored_run(spec, resume=opened)
-    edited = part.text[: len(part.text) // 2]
+    edited = part.text[: part.text.rfind(" ", 0, len(part.text) // 2)]  # cut between two words
     part.edit(edited)
     part.spec.max_rounds = 6
     whole = stored_run(part.spec, resume=part)

@@ -93,8 +93,11 @@ Continuation
 - Prefill: a trailing ``assistant`` message with content A (when the ``prefill``
   behaviour honours it) continues the document from ``len(A)``; a character offset
   inside a token emits the rest of that token first. If A is not a prefix of the
-  document, it continues from the longest common prefix. So N rounds of
-  continuation reproduce the single-shot answer character for character.
+  document (an edit), it continues from where A departs, the end of the longest
+  common prefix; when A departs there and then ends with the start of the document
+  from that point (what the demo wrote after the edit), it goes on after that, so a
+  run goes on round after round after an edit (``tokens.continue_at``). So N rounds
+  of continuation reproduce the single-shot answer character for character.
 - Instruction: if the last message is a user message containing "continue" (any
   case) right after an assistant message A, it continues the document from A but
   restarts 5 tokens before the end of A (an overlap to remove), whatever the

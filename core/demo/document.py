@@ -80,11 +80,24 @@ def _words(rng: random.Random, count: int, start: int = 0) -> list[str]:
     return [rng.choice(_PATTERN[(start + i) % len(_PATTERN)]) for i in range(count)]
 
 
+_VOWEL_SOUND = ("a", "e", "i", "o", "honest")  # "an ancient", "an honest"; but "a useful"
+
+
+def _articles(words: list[str]) -> list[str]:
+    """ "a" before a vowel sound becomes "an" (one word, one token, either way)."""
+    return [
+        "an" if word == "a" and i + 1 < len(words) and words[i + 1].startswith(_VOWEL_SOUND) else word
+        for i, word in enumerate(words)
+    ]
+
+
 def _sentence(rng: random.Random, count: int) -> str:
     """A sentence of exactly ``count`` demo tokens (every word is one token)."""
     words = _words(rng, count)
     if count > 1 and (count - 1) % len(_PATTERN) not in (2, 3, 5, 9):  # end on a noun or verb
-        words[-1] = rng.choice(_NOUN)
+        # never "harbour harbour", nor "harbour — harbour" after a dash
+        words[-1] = rng.choice([noun for noun in _NOUN if noun not in words[-3:-1]])
+    words = _articles(words)
     words[0] = words[0].capitalize()
     if count > 7 and rng.random() < 0.3:
         words[5] += ","  # after the second noun of the pattern

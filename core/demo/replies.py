@@ -16,7 +16,7 @@ from core.demo.document import THINK_CLOSE, THINK_OPEN, document_for, reasoning_
 from core.demo.errors import DemoError, overflow_error
 from core.demo.models import MODELS, DemoModel
 from core.demo.templates import parse_prompt
-from core.demo.tokens import Document, common_prefix_length, count_tokens
+from core.demo.tokens import Document, common_prefix_length, continue_at, count_tokens
 
 TOKENS_PER_MESSAGE = 4  # added to each chat message's content tokens for prompt_tokens
 FAST_COUNT_CHARS = 4096  # a prefill this long is counted off its document (see Document.prefix_tokens)
@@ -134,12 +134,12 @@ def _continued(model: DemoModel, key: str, answer: str, b: Behaviours) -> list[S
             return [Segment("content", think_document_for(key), _think_offset(key, answer))]
         if THINK_CLOSE in answer:
             after = answer.split(THINK_CLOSE, 1)[1].lstrip()
-            return [Segment("content", document, common_prefix_length(after, document.text))]
+            return [Segment("content", document, continue_at(after, document.text))]
         reasoning = reasoning_for(key)
         rest = answer[len(THINK_OPEN) :].lstrip()
-        start = common_prefix_length(rest, reasoning.text)
+        start = continue_at(rest, reasoning.text)
         return [Segment(_reasoning_field(b), reasoning, start), Segment("content", document)]
-    return [Segment("content", document, common_prefix_length(answer, document.text))]
+    return [Segment("content", document, continue_at(answer, document.text))]
 
 
 def _think_offset(key: str, answer: str) -> int:
@@ -234,7 +234,7 @@ def plan_chat(body: dict[str, Any], b: Behaviours) -> Plan:
         if THINK_CLOSE in answer:
             answer = answer.split(THINK_CLOSE, 1)[1].lstrip()
         document = document_for(key)
-        matched = common_prefix_length(answer, document.text)
+        matched = continue_at(answer, document.text)
         segments = [Segment("content", document, document.restart_offset(matched, INSTRUCTION_OVERLAP))]
     elif last["role"] == "assistant":
         key = _last_user(messages)
@@ -267,7 +267,7 @@ def plan_completion(body: dict[str, Any], b: Behaviours) -> Plan:
     if think:
         segment = Segment("text", document, _think_offset(key, answer))
     else:
-        segment = Segment("text", document, common_prefix_length(answer, document.text))
+        segment = Segment("text", document, continue_at(answer, document.text))
     return Plan(model, [segment], prompt_tokens, max_tokens)
 
 

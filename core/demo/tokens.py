@@ -42,6 +42,36 @@ def common_prefix_length(a: str, b: str) -> int:
     return lo
 
 
+PROBE_CHARS = 32  # what :func:`continue_at` looks for first, in an answer that departs
+
+
+def continue_at(answer: str, text: str) -> int:
+    """The character of ``text`` (a demo document) where the demo goes on after ``answer``.
+
+    An answer that is a prefix of the text goes on where it ends. One that departs from it at
+    character ``k`` (an edit) goes on with ``text[k:]``: from where it departs. The next request
+    sends that answer back with what the demo wrote, so an answer that ends with the start of
+    ``text[k:]`` goes on after the longest such end, as any continuation does: a run goes on
+    round after round after an edit, not one round only.
+    """
+    k = common_prefix_length(answer, text)
+    if k == len(answer):
+        return k
+    rest = answer[k:]
+    ahead = text[k : k + len(rest)]  # what the demo writes after the departure, as long as rest at most
+    probe = ahead[:PROBE_CHARS]
+    if len(probe) == PROBE_CHARS:  # an end of PROBE_CHARS or more starts with the probe
+        at = rest.find(probe)
+        while at != -1:
+            if ahead.startswith(rest[at:]):
+                return k + len(rest) - at
+            at = rest.find(probe, at + 1)
+    for size in range(min(len(ahead), PROBE_CHARS - 1), 0, -1):
+        if rest.endswith(ahead[:size]):
+            return k + size
+    return k
+
+
 class Document:
     """A text and its demo tokens, with the offsets needed to continue from any character."""
 

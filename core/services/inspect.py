@@ -9,7 +9,9 @@ the Inspect and Runs pages and their tests:
   the end of the answer before it, what round *k* held back, the start of round
   *k+1* (or what the engine discarded when the round restarted the answer), the
   flags :mod:`core.continuation.seams` stored on ``Round.seam_flags``, and whether the token
-  counts around it are estimates.
+  counts around it are estimates. A user's edit after round *k* is that seam's
+  :attr:`Seam.edit`, and the answer before the seam is the edited one; a seam
+  whose rounds a later edit took over says so (:attr:`Seam.edited_away`).
 - :func:`round_series` — one row per round for charts: input and output
   tokens, time to first token, tokens per second, and the input billed so far
   next to what one request of the same length would have billed.
@@ -28,7 +30,7 @@ from typing import Any
 
 from core.continuation import budget
 from core.services.snapshot import Gauge, Snapshot, gauge_for
-from core.types import Round, RunResult
+from core.types import Edit, Round, RunResult
 
 __all__ = [
     "Overhead",
@@ -85,6 +87,9 @@ class Seam:
     in_reasoning: bool  # the seam falls inside the reasoning (no answer text yet)
     before_cut: bool  # ``before`` is shortened (more text precedes it)
     after_cut: bool  # ``after`` is shortened (round k+1 goes on)
+    edit: Edit | None = None  # the user's edit made after round k: ``before`` ends the edited answer
+    # A later edit holds round k+1's text (its rounds keep none): the round of that edit.
+    edited_away: int | None = None
 
     @property
     def kinds(self) -> list[str]:
@@ -102,19 +107,29 @@ def _in_reasoning(prev: Round, nxt: Round, answer_before: str) -> bool:
 
 
 def seams(result: RunResult, width: int = SEAM_WIDTH) -> list[Seam]:
-    """Every seam of ``result``, in order (a run of n rounds has n - 1 seams)."""
+    """Every seam of ``result``, in order (a run of n rounds has n - 1 seams).
+
+    An edit holds the whole answer as the user left it (the rounds before it keep no text), so
+    the answer before a seam starts again from the last edit made before it.
+    """
     out: list[Seam] = []
     rounds = result.rounds
-    answer_len = 0
+    edited = {e.after_round: e for e in result.edits}  # the last edit after each round
+    opening = edited.get(0)
+    answer_parts: list[str] = [opening.text] if opening else []
+    answer_len = len(opening.text) if opening else 0
     reasoning_len = 0
-    answer_parts: list[str] = []
     reasoning_parts: list[str] = []
     tokens = 0
     for i in range(len(rounds) - 1):
         prev, nxt = rounds[i], rounds[i + 1]
-        answer_parts.append(prev.text)
+        edit = edited.get(prev.index)
+        if edit is not None:
+            answer_parts, answer_len = [edit.text], len(edit.text)
+        else:
+            answer_parts.append(prev.text)
+            answer_len += len(prev.text)
         reasoning_parts.append(prev.reasoning)
-        answer_len += len(prev.text)
         reasoning_len += len(prev.reasoning)
         tokens += prev.completion_tokens
         answer_tail = _tail(answer_parts, width + 1)
@@ -127,6 +142,7 @@ def seams(result: RunResult, width: int = SEAM_WIDTH) -> list[Seam]:
             tail = answer_tail
             offset = answer_len
             after_text = nxt.text
+        taken = next((e.after_round for e in result.edits if e.after_round >= nxt.index), None)
         restart = next((f for f in nxt.seam_flags if f.get("kind") == "restart"), None)
         discarded = str(restart.get("excerpt", "")) if restart else ""
         discarded_chars = int(restart.get("discarded_chars", len(discarded))) if restart else 0
@@ -148,6 +164,8 @@ def seams(result: RunResult, width: int = SEAM_WIDTH) -> list[Seam]:
                 in_reasoning=in_reasoning,
                 before_cut=len(tail) > width,
                 after_cut=len(after_text) > width,
+                edit=edit,
+                edited_away=taken if not nxt.text else None,
             )
         )
     return out
@@ -256,7 +274,7 @@ def overhead(result: RunResult) -> Overhead | None:
 
 def result_gauge(result: RunResult) -> Gauge:
     """The context gauge of a finished (or interrupted) run, as the Studio computes it."""
-    return gauge_for(result.spec, result.rounds)
+    return gauge_for(result.spec, result.rounds, edits=result.edits)
 
 
 def result_snapshot(result: RunResult, job_id: str | None = None) -> Snapshot:
@@ -277,4 +295,5 @@ def result_snapshot(result: RunResult, job_id: str | None = None) -> Snapshot:
         elapsed_s=max(0.0, end - result.started_at) if end else 0.0,
         gauge=result_gauge(result),
         result=result,
+        edits=tuple(result.edits),
     )

@@ -196,10 +196,11 @@ class Job:
             elapsed_s=end - self._started_mono,
             gauge=self._gauge_locked(live),
             result=self._result,
+            edits=self.edits,
         )
 
     def _gauge_locked(self, live: LiveRound | None) -> Gauge:
-        return gauge_for(self.spec, self._rounds, live)
+        return gauge_for(self.spec, self._rounds, live, self.edits)
 
     # ------------------------------------------------------------ the worker
 

@@ -1,8 +1,8 @@
 """What a page sees of a background run: immutable snapshots of a :class:`~core.services.jobs.Job`.
 
 A :class:`Snapshot` holds the finished rounds (never mutated after), the round
-being streamed (:class:`LiveRound`), the run's status, and the context budget
-(:class:`Gauge`). It is built under the job's lock and safe to read from any
+being streamed (:class:`LiveRound`), the user's edits of the answer, the run's status,
+and the context budget (:class:`Gauge`). It is built under the job's lock and safe to read from any
 thread. Nothing here does I/O or imports Streamlit.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from core.continuation import budget
-from core.types import ErrorInfo, Round, RunResult, RunSpec
+from core.types import Edit, ErrorInfo, Round, RunResult, RunSpec
 
 JobStatus = Literal["running", "stopping", "done"]
 
@@ -97,6 +97,7 @@ class Snapshot:
     elapsed_s: float
     gauge: Gauge
     result: RunResult | None  # set once done
+    edits: tuple[Edit, ...] = ()  # the user's edits of the answer (a resumed run's), oldest first
 
     @property
     def done(self) -> bool:
@@ -104,24 +105,36 @@ class Snapshot:
 
     @property
     def text(self) -> str:
-        """The assembled answer so far, live round included."""
-        finished = "".join(r.text for r in self.rounds)
+        """The assembled answer so far: the last edit's text, the rounds after it, the live round
+        (as :attr:`RunResult.text`; an edit holds the text of the rounds before it)."""
+        last = self.edits[-1] if self.edits else None
+        finished = (last.text if last else "") + "".join(
+            r.text for r in self.rounds if last is None or r.index > last.after_round
+        )
         return finished + self.live.text if self.live else finished
 
     def to_result(self) -> RunResult:
-        """The run as a RunResult (the finished one when done; else the finished rounds so far)."""
+        """The run as a RunResult (the finished one when done; else its edits and rounds so far)."""
         if self.result is not None:
             return self.result
-        return RunResult(spec=self.spec, rounds=list(self.rounds), started_at=self.started_at)
+        return RunResult(
+            spec=self.spec, rounds=list(self.rounds), started_at=self.started_at, edits=list(self.edits)
+        )
 
 
-def gauge_for(spec: RunSpec, rounds: Sequence[Round], live: LiveRound | None = None) -> Gauge:
+def gauge_for(
+    spec: RunSpec, rounds: Sequence[Round], live: LiveRound | None = None, edits: Sequence[Edit] = ()
+) -> Gauge:
     """The context gauge of a run: the Studio's live view and a stored run's view alike.
 
     Counts are the rounds' own (the server's usage, else the engine's estimates); the prompt
     before any round is :func:`core.continuation.budget.first_prompt`'s estimate (the one the validation's
     refusal uses); a round cut off while streaming (interrupted) has text but no counts and is
     estimated from its text; the live round counts its chunks (about one token each).
+
+    After an edit the answer is the edit's text and the rounds after it (:func:`edited_tokens`):
+    what the edit removed no longer fills the window, what it added does. Input billed and cost
+    stay those of every round sent.
     """
     estimated = any(r.tokens_estimated for r in rounds)
     if rounds and rounds[0].prompt_tokens:
@@ -130,13 +143,17 @@ def gauge_for(spec: RunSpec, rounds: Sequence[Round], live: LiveRound | None = N
     else:
         prompt = budget.first_prompt(spec)[1]
         estimated = True
-    generated = 0
-    for r in rounds:
-        if r.completion_tokens or not (r.text or r.reasoning):
-            generated += r.completion_tokens
-        else:
-            generated += budget.estimate_text(r.text + r.reasoning)
-            estimated = True
+    written = [_output_tokens(r) for r in rounds]
+    output = sum(tokens for tokens, _ in written)  # what every round wrote (and was billed for)
+    estimated = estimated or any(guess for _, guess in written)
+    generated = output
+    if edits:  # the answer in the window: the last edit's text and the rounds after it
+        last = edits[-1]
+        generated, edit_estimated = edited_tokens(last, rounds, prompt)
+        generated += sum(
+            tokens for r, (tokens, _) in zip(rounds, written, strict=True) if r.index > last.after_round
+        )
+        estimated = estimated or edit_estimated
     billed = sum(r.prompt_tokens for r in rounds)
     costs = [r.cost for r in rounds if r.cost is not None]
     cost: float | None = sum(costs) if costs else None
@@ -149,7 +166,7 @@ def gauge_for(spec: RunSpec, rounds: Sequence[Round], live: LiveRound | None = N
         if extra is not None:
             cost = (cost or 0.0) + extra
     elif cost is None and rounds:
-        cost = budget.round_cost(spec.prices, billed, generated)
+        cost = budget.round_cost(spec.prices, billed, output)
     return Gauge(
         window=spec.context_window,
         prompt_tokens=prompt,
@@ -158,3 +175,25 @@ def gauge_for(spec: RunSpec, rounds: Sequence[Round], live: LiveRound | None = N
         cost=cost,
         estimated=estimated,
     )
+
+
+def _output_tokens(r: Round) -> tuple[int, bool]:
+    """(tokens, estimated) a round wrote: its count, else (a round cut off while streaming) its text's."""
+    if r.completion_tokens or not (r.text or r.reasoning):
+        return r.completion_tokens, False
+    return budget.estimate_text(r.text + r.reasoning), True
+
+
+def edited_tokens(edit: Edit, rounds: Sequence[Round], prompt: int) -> tuple[int, bool]:
+    """(tokens, estimated) of the answer as ``edit`` left it, as it fills the window.
+
+    The round after the edit was sent the prompt and that text, so the server's count of its
+    input less the prompt is the text's; an opening is already inside the first round's count
+    (``prompt``). Before that round is counted, the text is estimated.
+    """
+    after = next((r for r in rounds if r.index == edit.after_round + 1 and r.prompt_tokens), None)
+    if after is not None and edit.after_round == 0:
+        return 0, after.prompt_estimated
+    if after is not None and not after.prompt_estimated:
+        return max(0, after.prompt_tokens - prompt), False
+    return budget.estimate_text(edit.text), True

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +75,38 @@ def test_a_long_document_is_markdown_with_headings_lists_tables_and_code() -> No
 
 def test_a_document_ends_with_a_full_stop() -> None:
     assert demo_document("Write 5000 tokens about maps").endswith(".")
+
+
+PROSE_PROMPTS = [f"Write about 3000 tokens on topic {n}." for n in range(40)]
+VOWEL_SOUND = ("a", "e", "i", "o", "honest")  # the demo's words: "an ancient", "an honest", "a useful"
+
+
+def prose(text: str) -> str:
+    """The document without its code blocks (``def describe(self)`` is not prose)."""
+    return re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+
+
+def word_pairs(text: str) -> list[tuple[str, str]]:
+    """Each two words in a row within a line (a paragraph, a list item, a heading, a table row)."""
+    lines = prose(text).lower().splitlines()
+    return [pair for line in lines for pair in itertools.pairwise(re.findall(r"[\w']+", line))]
+
+
+@pytest.mark.parametrize("prompt", PROSE_PROMPTS)
+def test_an_comes_before_a_vowel_sound_and_a_before_any_other(prompt: str) -> None:
+    pairs = word_pairs(demo_document(prompt))
+    assert [p for p in pairs if p[0] == "a" and p[1].startswith(VOWEL_SOUND)] == []
+    assert [p for p in pairs if p[0] == "an" and not p[1].startswith(VOWEL_SOUND)] == []
+
+
+@pytest.mark.parametrize("prompt", PROSE_PROMPTS)
+def test_no_word_is_written_twice_in_a_row(prompt: str) -> None:
+    assert [p for p in word_pairs(demo_document(prompt)) if p[0] == p[1]] == []
+
+
+def test_every_word_of_the_prose_is_one_demo_token() -> None:
+    words = prose(demo_document(PROSE_PROMPTS[0])).split()
+    assert all(count_tokens(" " + word) == 1 for word in words)
 
 
 def test_count_prompt_answers_the_numbers() -> None:

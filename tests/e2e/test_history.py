@@ -106,7 +106,10 @@ def test_a_past_run_opens_from_the_list_with_its_rounds_and_named_downloads(page
     page.get_by_test_id("stDataFrame").wait_for()
     settled(page)
     shot(page, "runs-list-light", full_page=False)
-    click_row(page, 5, rows=6)  # newest first: the first run made is the last row
+    page.get_by_role("textbox", name="Search").fill(history.press)  # a run id finds that run alone
+    page.get_by_role("textbox", name="Search").press("Enter")
+    page.get_by_text("1 run.").wait_for(timeout=WAIT)
+    click_row(page, 0, rows=1)
     page.locator(".st-key-run_actions").wait_for(timeout=WAIT)
     expect(page.locator(".st-key-open_run h3")).to_contain_text(PRESS)
     assert f"id={history.press}" in page.url
@@ -122,6 +125,24 @@ def test_a_past_run_opens_from_the_list_with_its_rounds_and_named_downloads(page
         r"write-about-1500-tokens-on-the-history-of-the-\d{8}-\d{4}\.md", md.suggested_filename
     )
     assert download(page, "CSV").suggested_filename.endswith(".csv")
+
+
+def test_at_1280_px_the_table_fits_and_a_picked_run_is_brought_into_view(browser, history: History):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto(f"{history.url}/runs")
+        page.get_by_test_id("stDataFrame").wait_for(timeout=WAIT)
+        settled(page)
+        shot(page, "runs-list-1280-light", full_page=False)
+        click_row(page, 0, rows=Store(history.db).count_runs())  # the newest run
+        page.locator(".st-key-run_actions").wait_for(timeout=WAIT)
+        settled(page)
+        expect(page.locator(".st-key-open_run h3")).to_be_in_viewport(ratio=1)
+        expect(page.locator(".st-key-run_actions")).to_be_in_viewport(ratio=1)
+        shot(page, "runs-open-1280-light", full_page=False)
+    finally:
+        context.close()
 
 
 def test_an_interrupted_run_is_listed_as_interrupted_and_can_be_deleted(page, history: History):
