@@ -178,27 +178,32 @@ class _Runner:
 
     def _loop(self) -> Generator[Step, None, str]:
         while True:
-            stop = self._limit_reached()
+            stop = self._limit_reached() or (yield from self._round())
             if stop:
                 return stop
-            plan = self._plan_round()
-            if isinstance(plan, str):
-                return plan
-            rnd = Round(
-                index=len(self.result.rounds) + 1,
-                strategy=self.strategy.name,
-                max_tokens=plan.max_tokens,
-                recovery=self.recovery_next,
-                started_at=time.time(),
-            )
-            yield RoundStarted(rnd.index, plan.max_tokens, rnd.strategy, plan.held, rnd.recovery)
-            outcome = yield from self.streamer.stream(rnd, plan)
-            self._close_round(rnd, plan, outcome)
-            yield from self._verify_seam(rnd, plan, outcome)
-            yield RoundFinished(rnd)
-            stop = yield from self._after_round(rnd, plan, outcome)
-            if stop:
-                return stop
+
+    def _round(self) -> Generator[Step, None, str | None]:
+        """One round, planned, streamed and judged: a stop reason, or None to go on.
+
+        A round of its own frame, so nothing of it (the plan, whose body holds the answer so
+        far as sent) is alive while the next round is planned: a run holds one answer at a time.
+        """
+        plan = self._plan_round()
+        if isinstance(plan, str):
+            return plan
+        rnd = Round(
+            index=len(self.result.rounds) + 1,
+            strategy=self.strategy.name,
+            max_tokens=plan.max_tokens,
+            recovery=self.recovery_next,
+            started_at=time.time(),
+        )
+        yield RoundStarted(rnd.index, plan.max_tokens, rnd.strategy, plan.held, rnd.recovery)
+        outcome = yield from self.streamer.stream(rnd, plan)
+        self._close_round(rnd, plan, outcome)
+        yield from self._verify_seam(rnd, plan, outcome)
+        yield RoundFinished(rnd)
+        return (yield from self._after_round(rnd, plan, outcome))
 
     # ------------------------------------------------------------ before a round
 
@@ -216,15 +221,16 @@ class _Runner:
 
     def _plan_round(self) -> Plan | str:
         """The next request, or a stop reason when none should be sent."""
-        full = self.result.text
+        parts = self.result.text_parts()
+        empty = not any(parts)
         plan = plan_round(
             self.spec,
             self.result.rounds,
             self.strategy,
             self.ledger,
-            full=full,
-            reasoning="".join(self.reasoning_parts) if not full else "",
-            think=self.think if not full else None,
+            parts=parts,
+            reasoning="".join(self.reasoning_parts) if empty else "",
+            think=self.think if empty else None,
             check_seam=not self.seam_checked,
         )
         if isinstance(plan, Plan) and plan.verify:

@@ -43,12 +43,16 @@ def plan_round(
     strategy: Strategy,
     ledger: Ledger,
     *,
-    full: str,
+    parts: list[str],
     reasoning: str,
     think: Think,
     check_seam: bool,
 ) -> Plan | str:
-    """The next request after ``rounds`` (whose text is ``full``), or a stop reason.
+    """The next request after ``rounds`` (whose text is ``parts`` joined), or a stop reason.
+
+    The answer sent is built once, already without the tail held back: a long run holds one
+    copy of it at a time (bench/bench_memory.py). Until then the request is sized with the
+    answer's last piece in it and the other pieces counted (the same body, shorter).
 
     ``reasoning`` and ``think``: the reasoning so far and where ``<think>`` stands, while the
     answer is empty. ``check_seam``: the first seam at temperature 0 is still to be checked
@@ -56,7 +60,9 @@ def plan_round(
     """
     if spec.max_tokens < 1:
         raise ConfigError(f"max_tokens per round is {spec.max_tokens}.", "Set it to at least 1.")
-    context, chars = ledger.context_tokens(strategy.build(spec, full, reasoning, think=think)[1])
+    tail = next((part for part in reversed(parts) if part), "")
+    more = sum(map(len, parts)) - len(tail)
+    context, chars = ledger.context_tokens(strategy.build(spec, tail, reasoning, think=think)[1], more)
     room = ledger.room(context)
     if room.exhausted:
         return "context_exhausted"
@@ -66,7 +72,7 @@ def plan_round(
     if last and last.text and strategy.holds_back:
         held = held_back_chars(last.text, room.max_tokens, verify=verify)
     verify = verify and held > 0
-    answer = full[: len(full) - held]
+    answer = _joined_without(parts, held)
     endpoint, body = strategy.build(spec, answer, reasoning, think=think)
     if held:
         context, chars = ledger.context_tokens(body)
@@ -97,3 +103,15 @@ def plan_round(
         reply_filter=strategy.reply_filter(prefill),
         splitter=splitter,
     )
+
+
+def _joined_without(parts: list[str], held: int) -> str:
+    """``parts`` joined without their last ``held`` characters, in one copy."""
+    parts = list(parts)
+    while held and parts:
+        last = parts.pop()
+        if len(last) > held:
+            parts.append(last[: len(last) - held])
+            break
+        held -= len(last)
+    return "".join(parts)

@@ -237,10 +237,14 @@ class RunResult:
 
     @property
     def text(self) -> str:
+        return "".join(self.text_parts())
+
+    def text_parts(self) -> list[str]:
+        """The pieces :attr:`text` joins: the last edit's text, then the rounds after it."""
         if not self.edits:
-            return "".join(r.text for r in self.rounds)
+            return [r.text for r in self.rounds]
         last = self.edits[-1]
-        return last.text + "".join(r.text for r in self.rounds if r.index > last.after_round)
+        return [last.text, *(r.text for r in self.rounds if r.index > last.after_round)]
 
     def edit(self, text: str) -> Edit | None:
         """Make ``text`` the answer so far, recorded as an :class:`Edit` (None: nothing changed)."""

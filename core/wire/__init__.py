@@ -5,7 +5,8 @@ Owns:
 - bytes to events to deltas: :mod:`.sse` (server-sent events), :mod:`.chunks` (a chunk's
   JSON to deltas, with the content-only fast path), :mod:`.stream` (one streamed or
   unstreamed answer, abortable, with idle and round timeouts);
-- the client: :mod:`.client` (requests, model listing), :mod:`.boundary` (httpx's
+- the client: :mod:`.client` (requests, model listing), :mod:`.body` (a request's JSON
+  body, encoded once; long strings a slice at a time), :mod:`.boundary` (httpx's
   exceptions and odd responses become ours), :mod:`.pool_transport` (httpx's transport
   API over an httpcore pool; one TLS context per process);
 - the error tree: :mod:`.errors`, and how a server's status and body map onto it:

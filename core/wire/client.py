@@ -19,6 +19,7 @@ import httpx
 from core.bounds import check
 from core.types import Prices
 from core.wire import pinning
+from core.wire.body import encode_body
 from core.wire.boundary import (
     MAX_REDIRECTS,
     host_error,
@@ -186,15 +187,21 @@ class Client:
         t = replace(self.timeouts, idle=read or self.timeouts.idle)
         try:
             try:
+                headers, content = encode_body(body) if body is not None else ({}, None)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"The request body cannot be sent as JSON: {exc}.") from exc
+            try:
                 response = self._http.request(
-                    method, url, json=body, timeout=httpx.Timeout(t.idle, connect=t.connect)
+                    method,
+                    url,
+                    content=content,
+                    headers=headers,
+                    timeout=httpx.Timeout(t.idle, connect=t.connect),
                 )
             except httpx.HTTPError as exc:
                 raise transport_error(exc, url, t, started=False) from exc
             except UnicodeError as exc:
                 raise host_error(exc, url) from exc
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"The request body cannot be sent as JSON: {exc}.") from exc
             model = body.get("model") if body else None
             if response.status_code >= 400:
                 raise self.status_error(response, response.content, model)

@@ -1,14 +1,16 @@
 """A streamed completion: an abortable iterator of StreamDelta (used by core.wire.client).
 
-The request goes out on the first ``next()``; the body is decoded by
-:mod:`core.wire.sse` and each JSON chunk becomes at most one delta
-(:mod:`core.wire.chunks`). Iterating gives :class:`core.types.StreamDelta`;
-:meth:`Stream.batches` gives the same deltas as one list per network read,
-the cheaper form the engine reads. :meth:`Stream.abort` may be called from any
-thread: it shuts the socket down, so a read blocked on a silent server returns
-at once and the iterator raises :class:`core.wire.errors.CancelledError`. Transport
-failures raise other :class:`core.wire.errors.TransportError` subclasses, so a
-caller can always tell its own cancel from a broken connection.
+The request goes out on the first ``next()``, its JSON body encoded once by
+:mod:`core.wire.body` (a long answer is never copied whole) and released when the
+stream ends. The response body is decoded by :mod:`core.wire.sse` and each JSON
+chunk becomes at most one delta (:mod:`core.wire.chunks`). Iterating gives
+:class:`core.types.StreamDelta`; :meth:`Stream.batches` gives the same deltas as
+one list per network read, the cheaper form the engine reads. :meth:`Stream.abort`
+may be called from any thread: it shuts the socket down, so a read blocked on a
+silent server returns at once and the iterator raises
+:class:`core.wire.errors.CancelledError`. Transport failures raise other
+:class:`core.wire.errors.TransportError` subclasses, so a caller can always tell
+its own cancel from a broken connection.
 
 Limitation: before the response headers arrive on a *reused* (pooled)
 connection the socket is not known yet, so an abort then takes effect when the
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from core.types import StreamDelta, Usage
+from core.wire.body import JSONBody, encode_body
 from core.wire.boundary import (
     call_later,
     host_error,
@@ -66,6 +69,7 @@ class Stream:
         self._client = client
         self.url = client.base_url + path
         self._payload = payload
+        self._body: bytes | JSONBody | None = None  # as sent (core.wire.body)
         self.model: str | None = payload.get("model")
         self.request_id: str | None = None
         self.status_code: int | None = None  # set when the response headers arrive
@@ -188,7 +192,11 @@ class Stream:
                 pass
         # The request body holds the whole answer so far, and the stream sits in reference
         # cycles (its chunk decoder, httpx's response and its byte stream) that only the cyclic
-        # collector frees: drop what is large now, so a long run holds one round's body at a time.
+        # collector frees: drop what is large now, so nothing of a finished round's request
+        # outlives it (httpx's request, which the response keeps, holds the body too).
+        if isinstance(self._body, JSONBody):
+            self._body.release()
+        self._body = None
         self._payload = {}
         self._response = None
         if response is not None:
@@ -225,8 +233,14 @@ class Stream:
             timeout: Any = httpx.USE_CLIENT_DEFAULT
             if self._payload.get("stream") is False:  # the whole answer arrives at once: allow the round
                 timeout = httpx.Timeout(client.timeouts.round, connect=client.timeouts.connect)
+            headers, self._body = encode_body(self._payload)  # once, and without copies of the answer
             request = http.build_request(
-                "POST", self.url, json=self._payload, timeout=timeout, extensions={"trace": self._trace}
+                "POST",
+                self.url,
+                content=self._body,
+                headers=headers,
+                timeout=timeout,
+                extensions={"trace": self._trace},
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"The request body cannot be sent as JSON: {exc}.") from exc
