@@ -35,6 +35,7 @@ COLUMN_HELP = {
     "Thread": "Runs of one conversation: a follow-up asks the next question after an answer",
     "Status": "Why a finished run stopped (finished, max rounds, repetition…), else interrupted, "
     "cancelled, error or running. Interrupted: the process writing it stopped; resume it.",
+    "Source": "API: a request to the endpoint (python -m core serve); blank: the app, the CLI or a batch",
     "Tokens": "Output tokens (≈: estimated)",
     "Cost": "Estimated from the listed prices (—: no prices known)",
 }
@@ -67,6 +68,11 @@ def thread_place(summary: RunSummary, threads: dict[str, list[str]]) -> str:
     return f"{members.index(summary.id) + 1} of {len(members)}"
 
 
+def source_text(source: str) -> str:
+    """Where a run came from, as the table shows it: "API" for the endpoint, "" otherwise."""
+    return "API" if source == "api" else source
+
+
 def date_text(moment: datetime) -> str:
     """A date as the grid shows it (``DATE_FORMAT``): "Dec 6, 10:06"."""
     return f"{moment:%b} {moment.day}, {moment:%H:%M}"
@@ -75,13 +81,16 @@ def date_text(moment: datetime) -> str:
 def runs_frame(runs: list[RunSummary], threads: dict[str, list[str]] | None = None) -> pd.DataFrame:
     """The rows of the Runs table (the run ids stay out of sight, in the same order);
     ``threads``: :meth:`Store.threads` of the runs' threads, for the Thread column, shown
-    only when a run in the list is in a thread. The provider is in the filters and the
-    opened run, not in a column: the width goes to the title."""
+    only when a run in the list is in a thread; the Source column only when one came from the
+    endpoint. The provider is in the filters and the opened run, not in a column: the width
+    goes to the title."""
     places = [thread_place(s, threads or {}) for s in runs]
+    sources = [source_text(s.source) for s in runs]
     columns: dict[str, list[Any]] = {
         "Date": [datetime.fromtimestamp(s.created_at) for s in runs],
         "Run": [s.display_title or "(no prompt)" for s in runs],
         "Thread": places,
+        "Source": sources,
         "Model": [s.model for s in runs],
         "Strategy": [s.strategy for s in runs],
         "Status": [outcome(s) for s in runs],
@@ -91,6 +100,8 @@ def runs_frame(runs: list[RunSummary], threads: dict[str, list[str]] | None = No
     }
     if not any(places):
         del columns["Thread"]
+    if not any(sources):
+        del columns["Source"]
     return pd.DataFrame(columns)
 
 

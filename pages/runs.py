@@ -223,7 +223,7 @@ def open_run(run_id: str) -> None:
         spec = result.spec
         st.caption(
             f"{history.when(summary.created_at)} · {spec.provider} · {inert_code(spec.model)} · {spec.strategy} · "
-            f"run `{run_id}`"
+            f"run `{run_id}`" + (" · a request to the endpoint (API)" if summary.source == "api" else "")
         )
         actions = st.container(horizontal=True, gap="small", key="run_actions")
         with actions.popover(

@@ -104,3 +104,13 @@ def test_the_thread_column_shows_only_when_a_run_is_in_a_thread(in_thread: bool)
     assert ("Thread" in frame.columns) is in_thread
     if in_thread:
         assert list(frame["Thread"]) == ["1 of 2", "2 of 2"]
+
+
+@pytest.mark.parametrize("from_api", [False, True])
+def test_the_source_column_shows_only_when_a_run_came_from_the_endpoint(from_api: bool):
+    runs = [summary(id="a", source="api" if from_api else ""), summary("Tea.", id="b")]
+    table = runs_table(runs)
+    assert ("Source" in table.frame.columns) is from_api
+    if from_api:
+        assert list(table.frame["Source"]) == ["API", ""]
+        assert sum(table.widths.values()) <= WIDTH_PX  # still fits a 1280-px window

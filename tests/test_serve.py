@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from core.cli import main
+from core.cli import main as cli_main
 from core.demo import demo_document, start_demo_server
 from core.serve import RunningServe
 from core.services.store import Store
@@ -102,6 +103,18 @@ def test_every_request_is_a_run_with_source_api(client, history) -> None:
     with Store(history) as store:
         summary = store.summary(answer.model_extra["continuum"]["run_id"])
     assert summary is not None and (summary.source, summary.status) == ("api", "finished")
+
+
+def test_runs_list_says_which_runs_came_from_the_endpoint(client, history, monkeypatch, capsys) -> None:
+    answer = client.chat.completions.create(
+        model="demo-32k", messages=[{"role": "user", "content": "Write 40 tokens about lichen"}]
+    )
+    monkeypatch.setenv("CONTINUUM_DB", str(history))
+    assert cli_main(["runs", "list", "--search", "lichen"]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    run_id = answer.model_extra["continuum"]["run_id"]
+    assert "source" in header.split()
+    assert [row.split()[8] for row in rows if row.startswith(run_id[:8])] == ["api"]
 
 
 @pytest.mark.parametrize(

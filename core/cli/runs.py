@@ -122,14 +122,14 @@ def _list(store: Store, args: argparse.Namespace) -> int:
         print("no runs yet: start one with `python -m core run --provider demo --prompt …`", file=sys.stderr)
         return EXIT_OK
     print(
-        f"{'id':<10} {'date':<16} {'status':<11} {'stop':<17} {'rounds':>6} {'tokens':>8} {'cost $':>8}  title"
+        f"{'id':<10} {'date':<16} {'status':<11} {'stop':<17} {'rounds':>6} {'tokens':>8} {'cost $':>8} {'source':<6}  title"
     )
     for s in runs:
         cost = f"{s.cost:.4f}" if s.cost is not None else "-"
         mark = "~" if s.tokens_estimated else ""
         print(
             f"{s.id[:8]:<10} {_when(s.created_at):<16} {s.status:<11} {s.stop_reason or '-':<17} "
-            f"{s.rounds:>6} {mark + format(s.completion_tokens, ','):>8} {cost:>8}  {s.display_title[:60]}"
+            f"{s.rounds:>6} {mark + format(s.completion_tokens, ','):>8} {cost:>8} {s.source or '-':<6}  {s.display_title[:60]}"
         )
     return EXIT_OK
 
