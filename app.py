@@ -11,7 +11,9 @@ from pathlib import Path
 import streamlit as st
 
 from pages import _common as common
-from pages._blocks import inert_code
+from pages import _gate as gate
+from pages import _replay as replay
+from pages._blocks import inert, inert_code
 from pages._routing import mark_routed
 
 ROOT = Path(__file__).parent
@@ -25,7 +27,7 @@ ICON = (
 )
 
 st.set_page_config(page_title="Continuum", page_icon=ICON, layout="wide")
-if not common.access_gate():  # a shared server asks for its access password before anything else
+if not gate.access_gate():  # a shared server asks for its access password before anything else
     st.stop()
 
 pages = [st.Page("pages/studio.py", title="Studio", icon=":material/edit_note:", default=True)]
@@ -46,7 +48,10 @@ with st.sidebar:
     provider = common.provider()
     st.markdown(f"**{provider.label}**")
     model = common.model_for(provider)
-    st.caption(f"Model: {inert_code(model)}" if model else "Model: none chosen yet")
+    if model and replay.is_choice(model):
+        st.caption(inert(replay.label(model)))
+    else:
+        st.caption(f"Model: {inert_code(model)}" if model else "Model: none chosen yet")
     st.caption(common.key_status(provider))
 
 page.run()

@@ -116,7 +116,7 @@ def _form_settings(p: Provider) -> RunSpec:
     state = st.session_state
     form = common.RunForm(
         prompt="",
-        model=common.model_for(p),
+        model=common.prompting_model_for(p),
         strategy=str(state.get(f"batch_strategy_{p.id}") or p.strategy),
         max_tokens=int(state.get("batch_max_tokens") or 1024),
         max_rounds=int(state.get("batch_max_rounds") or 20),

@@ -10,9 +10,7 @@ URL, the run spec, the logs or any export.
 from __future__ import annotations
 
 import logging
-import math
 import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +24,8 @@ from core.services.providers import DEFAULT_PROVIDER, PROVIDERS, Provider, get_p
 from core.services.specs import make_spec, model_limits
 from core.types import Prices, RunSpec
 from core.wire import guard
+from core.wire.errors import ContinuumError
+from pages import _replay as replay
 
 log = logging.getLogger(__name__)
 
@@ -96,104 +96,6 @@ def fresh_container(parent: Any = None, **kwargs: Any) -> Any:
     return slot.container(**kwargs)
 
 
-# ---------------------------------------------------------------- access (shared deployments)
-
-ACCESS_GRANTED = "access_granted"  # session state: this session gave the access password
-GATE_SESSION = "access_gate_session"  # session state: this session's key for the wrong-password throttle
-
-
-def listen_address() -> str:
-    """Where this server listens (``server.address``; empty: every interface, Streamlit's default)."""
-    if st.get_option("global.appTest"):
-        return "127.0.0.1"  # AppTest runs the script in this process: nothing listens
-    return str(st.get_option("server.address") or "")
-
-
-def access_gate() -> bool:
-    """Before anything else, ask for ``access_password`` from the secrets when one is set.
-
-    Set, it is asked for whether or not the server holds a key. Not set, a shared
-    server (listening beyond loopback, or ``CONTINUUM_SHARED=1``) with a
-    server-side key (secrets or environment) refuses to serve at all rather than
-    hand the key to anyone who can reach it. Shared servers also refuse internal
-    addresses (:mod:`core.wire.guard`). Repeated wrong passwords are slowed down
-    (:class:`core.services.access.GateThrottle`, per session and per client address).
-    Returns whether the session may go on; if not, the gate is the only page
-    (``app.py`` stops).
-    """
-    address = listen_address()
-    guard.set_shared(not access.is_loopback_listener(address))  # CONTINUUM_SHARED=1 is read apart
-    if st.session_state.get(ACCESS_GRANTED):
-        return True
-    config = secrets()
-    if not access.needs_password(address, config):
-        return True
-    expected = config.get("access_password")
-    gate = st.Page(
-        lambda: _gate_page(expected), title="Continuum", icon=":material/lock:", url_path="sign-in"
-    )
-    st.navigation([gate], position="hidden").run()
-    return False
-
-
-@st.cache_resource(show_spinner=False)
-def gate_throttle() -> access.GateThrottle:
-    """The process's wrong-password throttle (sessions and client addresses)."""
-    return access.GateThrottle()
-
-
-def _throttle_keys() -> list[str]:
-    """This session, and its client's address unless that is loopback (a proxy on this machine:
-    every client would share it)."""
-    if GATE_SESSION not in st.session_state:
-        st.session_state[GATE_SESSION] = uuid.uuid4().hex
-    keys = [f"session:{st.session_state[GATE_SESSION]}"]
-    ip = st.context.ip_address
-    if ip and not access.is_loopback_listener(ip):
-        keys.append(f"address:{ip}")
-    return keys
-
-
-def _seconds(wait: float) -> str:
-    return f"{math.ceil(wait)} s"
-
-
-def _gate_page(expected: object) -> None:
-    _, middle, _ = st.columns([1, 2, 1])
-    with middle:
-        _gate_form(expected)
-
-
-def _gate_form(expected: object) -> None:
-    st.title("Continuum")
-    if not isinstance(expected, str) or not expected:
-        st.error(
-            "**This server is reachable from other machines and holds an API key, but no access "
-            "password is set, so it will not serve that key.** Whoever runs it: set "
-            "`access_password` in `.streamlit/secrets.toml`, or listen on 127.0.0.1 only, "
-            "or remove the server-side key.",
-            icon=":material/lock:",
-        )
-        return
-    with st.form("access_form", clear_on_submit=True):
-        st.markdown("This Continuum is shared. Enter the access password to continue.")
-        given = st.text_input("Access password", type="password", key="access_password_input")
-        entered = st.form_submit_button("Enter", icon=":material/lock_open:")
-    if entered:
-        throttle, keys = gate_throttle(), _throttle_keys()
-        wait = throttle.wait(keys)
-        if wait > 0:  # not checked: one try per wait
-            st.error(f"Too many wrong passwords. Try again in {_seconds(wait)}.")
-        elif access.password_matches(given, expected):
-            throttle.passed(keys)
-            st.session_state[ACCESS_GRANTED] = True
-            st.rerun()
-        else:
-            wait = throttle.failed(keys)
-            later = f" Too many wrong tries: wait {_seconds(wait)} before the next one." if wait else ""
-            st.error(f"That is not the access password.{later}")
-
-
 # ---------------------------------------------------------------- session settings
 
 
@@ -204,6 +106,7 @@ class Settings:
     models: dict[str, str] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)  # pasted in Settings; this session only
     model_lists: dict[str, list[Any]] = field(default_factory=dict)  # provider id -> [ModelInfo]
+    replay_speed: float = 1.0  # the demo's Replay choice: pace factor (0 = no waiting)
 
 
 def secrets() -> Mapping[str, Any]:
@@ -274,6 +177,13 @@ def model_for(p: Provider) -> str:
     return get_settings().models.get(p.id) or p.default_model
 
 
+def prompting_model_for(p: Provider) -> str:
+    """The model for pages that send prompts of their own (Batch, Settings' probe): the chosen
+    one, except that a Replay choice, which can only replay its recording, gives the demo's default."""
+    model = model_for(p)
+    return p.default_model if p.is_demo and replay.is_choice(model) else model
+
+
 def key_status(p: Provider) -> str:
     """A line for the sidebar: where the key comes from, never the key."""
     if p.is_demo:
@@ -311,6 +221,11 @@ def model_list(p: Provider) -> list[Any]:
 
 
 def model_info(p: Provider, model: str) -> Any | None:
+    if p.is_demo and replay.is_choice(model):
+        try:
+            return replay.serve(model, get_settings().replay_speed).info
+        except ContinuumError:  # not a recording: the preset's limits
+            return None
     for info in model_list(p):
         if getattr(info, "id", None) == model:
             return info
@@ -345,15 +260,43 @@ class RunForm:
     temperature: float = 0.7
 
 
+def demo_target(p: Provider, model: str) -> tuple[str, str, Any | None]:
+    """(base URL, model id, model entry) a run of ``model`` goes to: for the demo's Replay
+    choices, the replay server of that recording at the session's speed and its model ``replay``.
+    ConfigError for a Replay choice that names no recording."""
+    if p.is_demo and replay.is_choice(model):
+        served = replay.serve(model, get_settings().replay_speed)
+        return served.base_url, replay.MODEL, served.info
+    return base_url_for(p), model, model_info(p, model)
+
+
+def demo_base_url_for(spec: RunSpec) -> str:
+    """Where a demo run goes on (resume, follow-up): the replay server it ran on while it still
+    runs in this process, else this process's demo model."""
+    if spec.model == replay.MODEL and replay.choice_of(spec.base_url) is not None:
+        return spec.base_url
+    return demo_base_url()
+
+
+def form_model(spec: RunSpec) -> str:
+    """The Studio's model choice for ``spec``: a replay run's Replay choice (and its speed put in
+    the settings) while its server runs in this process, else the spec's model."""
+    served = replay.choice_of(spec.base_url) if spec.model == replay.MODEL else None
+    if served is None:
+        return spec.model
+    get_settings().replay_speed = served[1]
+    return served[0]
+
+
 def build_spec(p: Provider, form: RunForm) -> RunSpec:
-    model = form.model or p.default_model
+    base_url, model, info = demo_target(p, form.model or p.default_model)
     return make_spec(
         p,
         form.prompt,
         system=form.system,
         model=model,
-        base_url=base_url_for(p),
-        info=model_info(p, model),
+        base_url=base_url,
+        info=info,
         max_tokens=int(form.max_tokens),
         max_rounds=int(form.max_rounds),
         target_tokens=int(form.target_tokens) or None,

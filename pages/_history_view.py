@@ -14,14 +14,19 @@ from typing import Any
 
 import streamlit as st
 
+from core.services import export
 from core.services.inspect import result_snapshot
 from core.services.jobs import Snapshot
 from core.types import Round, RunResult
 from pages import _charts as charts
 from pages._blocks import split_blocks
+from pages._copy import copy_button
+from pages._document import SeamedDocument, seams_toggle
 from pages._history import status_badge, tokens_text
-from pages._live import ROUND_HEIGHT, edit_box, edited_placeholder, render_downloads
+from pages._live import render_downloads
+from pages._seam_marks import document_seams
 from pages._status import example_prices, gauge_chart, gauge_text, round_heading, show_error, stop_message
+from pages._text_streams import ROUND_HEIGHT, edit_box, edited_placeholder
 
 INTERRUPTED_TEXT = (
     "**Interrupted.** The process writing this run stopped before the run ended (the app was "
@@ -106,6 +111,21 @@ def render_message(snap: Snapshot, status: str) -> None:
         st.caption(text)
 
 
+class StoredText:
+    """A finished segment of a stored run's document (the text stream :class:`SeamedDocument` asks
+    for): drawn once, in blocks, as the Studio draws a finished run."""
+
+    def __init__(self, parent: Any, placeholder: str = "") -> None:
+        self.slot = parent.empty()
+
+    def update(self, text: str, placeholder: str | None = None, *, final: bool = True) -> None:
+        if text:
+            markdown_blocks(text, self.slot.container())
+
+    def close(self, text: str) -> None:
+        self.update(text)
+
+
 def render_run(result: RunResult, status: str, extra: Callable[[], None] | None = None) -> Snapshot:
     """The whole read-only view of a stored run; returns the snapshot it was drawn from.
 
@@ -122,6 +142,14 @@ def render_run(result: RunResult, status: str, extra: Callable[[], None] | None 
             render_downloads(snap, formats=None if result.text else ("json", "csv"))
     if extra is not None:
         extra()
+    # As in the Studio: Show seams, and Copy, above the tabs (the Document's panel holds the answer only).
+    tools = st.container(
+        horizontal=True, vertical_alignment="center", horizontal_alignment="distribute", key="doc_tools"
+    )
+    show_seams = seams_toggle(tools)
+    if result.text:
+        with tools.container(horizontal=True, vertical_alignment="center", width="content"):
+            copy_button(export.export(result, "md").decode("utf-8"))  # the download's text
     # Only the open tab is drawn (a click on another one reruns the page): a long run's
     # rounds and charts cost nothing until they are looked at.
     document, rounds, details = st.tabs(
@@ -133,7 +161,8 @@ def render_run(result: RunResult, status: str, extra: Callable[[], None] | None 
                 with st.expander("Reasoning", icon=":material/psychology:"):
                     markdown_blocks(result.reasoning)
             if result.text:
-                markdown_blocks(result.text)
+                seams = document_seams(result.rounds, result.edits) if show_seams else ()
+                SeamedDocument(st.container(), StoredText).update(result.text, seams, final=True)
             else:
                 st.caption("No text was generated.")
     if rounds.open is not False:

@@ -18,7 +18,7 @@ from core.types import RunResult
 from pages import _charts as charts
 from pages._blocks import inert, inert_code
 from pages._format import money
-from pages._live import edit_box
+from pages._text_streams import edit_box
 
 A_COLOR = "#4c6ef5"
 B_COLOR = "#f08c00"

@@ -2,8 +2,13 @@
 
 While the job runs, :func:`render_job` stays in a loop in the page's script
 run, polling the job's snapshot and *appending* to the screen: finished text is
-sealed into Markdown blocks that are sent once, the live tail is re-sent at
-most ~10 times a second, and the status line and gauge about twice a second.
+sealed into Markdown blocks that are sent once, and every other update is
+counted, because Streamlit re-sends an element whole each time it changes: the
+text every 800 tokens or 2 s (a tail only while no paragraph was finished since
+the last update), the status line every 2.5 s, the gauge's words every 5 s and its
+bar (a Vega chart) at 50 % steps, a new level and the end (the constants below).
+When the run ends the form's Generate is turned on in place: a rerun would send
+the whole page again, the answer included.
 A click (Stop, a tab) or a reload interrupts the loop with a rerun, never the
 job. (Not a ``st.fragment(run_every=…)``: every tick would re-send all of the
 fragment's elements, and in Streamlit 1.67 a click inside a running fragment
@@ -21,12 +26,16 @@ import streamlit as st
 
 import core.services.export as export
 from core.services.jobs import Job, Snapshot
-from core.types import Edit, Round
+from core.types import Round
 from pages import _charts as charts
-from pages._blocks import BlockCutter, inert
+from pages._blocks import inert
+from pages._copy import copy_button
+from pages._document import SeamedDocument, seams_toggle
+from pages._seam_marks import document_seams
 from pages._status import (
     example_prices,
     gauge_chart,
+    gauge_line,
     gauge_text,
     live_heading,
     round_heading,
@@ -34,105 +43,21 @@ from pages._status import (
     status_line,
     stop_message,
 )
+from pages._text_streams import MarkdownStream, RoundBox, edit_box, edited_placeholder
 
 log = logging.getLogger(__name__)
 
-ROUND_HEIGHT = 260  # pixels: each round scrolls in its own box
-TAIL_EVERY = 0.1  # seconds between updates of the live text
-STATUS_EVERY = 0.5  # seconds between updates of the status line and the gauge's numbers
-CHART_EVERY = 1.0  # seconds between redraws of the gauge's bar (a Vega chart: costly in the browser)
-
-# ---------------------------------------------------------------- text streams
-
-
-class MarkdownStream:
-    """A growing Markdown text in its own slot: sealed blocks (sent once) and a live tail."""
-
-    def __init__(self, parent: Any, placeholder: str = "") -> None:
-        self._holder = parent.empty()
-        self._placeholder = placeholder
-        self._reset()
-
-    def _reset(self) -> None:
-        box = self._holder.container()
-        self._blocks = box.container()
-        self._tail = box.empty()
-        self._cutter = BlockCutter()
-        self._shown: str | None = None
-
-    def update(self, text: str, placeholder: str | None = None) -> None:
-        if placeholder is not None:
-            self._placeholder = placeholder
-        if not self._cutter.extends(text):
-            self._reset()  # the text was rewritten behind the seal (rare): start over
-        for block in self._cutter.cut(text):
-            self._blocks.markdown(block.markdown())
-        tail = self._cutter.tail(text)
-        if tail == self._shown and placeholder is None:
-            return
-        self._shown = tail
-        if tail.strip():
-            self._tail.markdown(tail)
-        elif self._cutter.sealed == 0 and self._placeholder:
-            self._tail.caption(self._placeholder)
-        else:
-            self._tail.empty()
-
+# Every update re-sends a whole element (the live tail, the status line, the gauge) with about
+# 100 bytes of framing, so updates are counted: bench/bench_ui.py holds the websocket to 1.5x the
+# answer's text at 400 tokens/s (README, "Streaming to the browser").
+TAIL_EVERY = 0.25  # seconds: the live text is updated at most this often, once TAIL_BATCH tokens came…
+TAIL_BATCH = 800  # tokens
+TAIL_WAIT = 2.0  # …or once this long has passed since its last update (a slow model)
+STATUS_EVERY = 2.5  # seconds between updates of the status line
+GAUGE_STEP = 50  # percent: the gauge's bar (a Vega chart, 2.3 KB) is redrawn at each step, on a new level
+# (amber, red), and at the end
 
 # ---------------------------------------------------------------- the job view
-
-
-class RoundBox:
-    """One round's element in the Rounds tab: heading, reasoning (collapsed), text."""
-
-    def __init__(self, parent: Any) -> None:
-        box = parent.container(border=True)
-        self.heading = box.empty()
-        self._reasoning_slot = box.empty()
-        self._reasoning: MarkdownStream | None = None
-        self.text = MarkdownStream(box.container(height=ROUND_HEIGHT, border=False), placeholder="Waiting…")
-
-    def update(self, heading: str | None, text: str, reasoning: str, placeholder: str | None = None) -> None:
-        if heading is not None:
-            self.heading.markdown(heading)
-        if reasoning:
-            if self._reasoning is None:
-                expander = self._reasoning_slot.expander("Reasoning", icon=":material/psychology:")
-                self._reasoning = MarkdownStream(expander)
-            self._reasoning.update(reasoning)
-        self.text.update(text, placeholder)
-
-
-EDITED_ROUND = "Its text is part of your edit after round {after}: see that edit below."
-
-
-def edited_placeholder(r: Round, edits: tuple[Edit, ...] | list[Edit]) -> str | None:
-    """What an empty round says when an edit took its text (None: it has text, or no edit did)."""
-    if r.text:
-        return None
-    after = next((e.after_round for e in edits if e.after_round >= r.index), None)
-    return None if after is None else EDITED_ROUND.format(after=after)
-
-
-def edit_box(parent: Any, edit: Edit, number: int) -> None:
-    """One edit of the answer, between the rounds: where, how much, and the text it changed."""
-    with parent.container(border=True, key=f"edit_{number}"):
-        if not edit.after_round and not edit.text_before:
-            st.markdown(f"**Opening** · the answer starts with these {edit.added:,} characters")
-            st.code(edit.inserted, language=None, wrap_lines=True)
-            return
-        st.markdown(
-            f"**Your edit after round {edit.after_round}** · {edit.removed:,} characters removed, "
-            f"{edit.added:,} added, from character {edit.at:,}"
-        )
-        with st.expander("What changed", icon=":material/difference:"):
-            removed = edit.text_before[edit.at : edit.at + edit.removed]
-            st.caption("Removed" if removed else "Nothing removed")
-            if removed:
-                st.code(removed, language=None, wrap_lines=True)
-            st.caption("Added" if edit.inserted else "Nothing added")
-            if edit.inserted:
-                st.code(edit.inserted, language=None, wrap_lines=True)
 
 
 class JobView:
@@ -152,20 +77,32 @@ class JobView:
         self.status = head.empty()
         self.on_clear = on_clear
         self.message = st.empty()
+        self._message_shown = ""  # the retry or notice shown while the run goes
         self.gauge_chart = st.empty()
         self.gauge_text = st.empty()
         self._gauge_key: tuple[int, str] | None = None
-        self._gauge_at = 0.0
+        self._gauge_words = ""  # the gauge's words last sent
         self.downloads = st.empty()
         self.steering = st.empty()  # Continue, Edit, Follow up: once the run has ended
+        # Above the tabs, not in the Document's panel (whose text is the answer's, nothing more):
+        # Show seams, and Copy once the run has ended.
+        tools = st.container(
+            horizontal=True, vertical_alignment="center", horizontal_alignment="distribute", key="doc_tools"
+        )
+        self.show_seams = seams_toggle(tools)
+        self._copy_slot: Any = tools.empty()
         tabs = st.tabs(["Document", "Rounds", "Table & charts"], key="studio_view", on_change="rerun")
         doc_tab, rounds_tab, details_tab = tabs
-        self.doc: MarkdownStream | None = None
+        self.doc: SeamedDocument | None = None
         self.doc_reasoning: MarkdownStream | None = None
         self._doc_reasoning_slot: Any = None
         if doc_tab.open is not False:
             self._doc_reasoning_slot = doc_tab.empty()
-            self.doc = MarkdownStream(doc_tab, placeholder="Waiting for the first tokens…")
+            self.doc = SeamedDocument(
+                doc_tab,
+                lambda parent, placeholder: MarkdownStream(parent, placeholder),
+                "Waiting for the first tokens…",
+            )
         self.rounds_box = rounds_tab.container() if rounds_tab.open is not False else None
         self.round_boxes: dict[int, RoundBox] = {}
         self._edits_shown = 0
@@ -196,8 +133,11 @@ class JobView:
                 if self.doc_reasoning is None:
                     expander = self._doc_reasoning_slot.expander("Reasoning", icon=":material/psychology:")
                     self.doc_reasoning = MarkdownStream(expander)
-                self.doc_reasoning.update(reasoning)
-            self.doc.update(text, "No text was generated." if snap.done else None)
+                self.doc_reasoning.update(reasoning, final=snap.done)
+            seams = document_seams(snap.rounds, self.job.edits, snap.live) if self.show_seams else ()
+            self.doc.update(
+                text, seams, final=snap.done, placeholder="No text was generated." if snap.done else None
+            )
         if self.rounds_box is not None:
             self._update_rounds(snap, headings=False)
 
@@ -251,19 +191,27 @@ class JobView:
                     )
         rounds = len(snap.rounds) + (1 if snap.live else 0)
         gauge = snap.gauge
-        key = (round(100 * (gauge.fraction or 0)), gauge.level)
-        now = time.monotonic()
-        due = snap.done or key[1] != (self._gauge_key or (0, ""))[1] or now - self._gauge_at >= CHART_EVERY
-        if gauge.window and key != self._gauge_key and due:  # whole percents, at most once a second
-            self._gauge_key, self._gauge_at = key, now
+        percent = round(100 * (gauge.fraction or 0))
+        key = (percent if snap.done else percent - percent % GAUGE_STEP, gauge.level)
+        if gauge.window and key != self._gauge_key:  # a step or a level further, and the end
+            self._gauge_key = key
             self.gauge_chart.altair_chart(gauge_chart(gauge), width="stretch")
-        self.gauge_text.caption(gauge_text(gauge, rounds, example=example_prices(snap.spec)))
-        if snap.retrying:
-            self.message.info(inert(snap.retrying), icon=":material/refresh:")
-        elif snap.notices and running:
-            self.message.info(inert(snap.notices[-1]), icon=":material/info:")
-        elif running:
-            self.message.empty()
+        # Running: the first line only, with the status line (the billing line, which counts rounds,
+        # would lag behind it); the whole words at the end.
+        words = (
+            gauge_text(gauge, rounds, example=example_prices(snap.spec)) if snap.done else gauge_line(gauge)
+        )
+        if words != self._gauge_words:
+            self._gauge_words = words
+            self.gauge_text.caption(words)
+        message = snap.retrying or (snap.notices[-1] if snap.notices and running else "")
+        if running and message != self._message_shown:  # sent when it changes, not every time
+            self._message_shown = message
+            if message:
+                icon = ":material/refresh:" if snap.retrying else ":material/info:"
+                self.message.info(inert(message), icon=icon)
+            else:
+                self.message.empty()
         if self.rounds_box is not None:
             self._update_rounds(snap, headings=True)
         if self.details is not None:
@@ -291,6 +239,9 @@ class JobView:
         if self.rounds_box is not None and not self.round_boxes:
             self.rounds_box.caption("No rounds ran.")
         text = self._assembled(snap)[0]
+        if text:
+            with self._copy_slot.container(horizontal=True, vertical_alignment="center", width="content"):
+                copy_button(export.export(snap.to_result(), "md").decode("utf-8"))  # the download's text
         if snap.rounds or text:
             with self.downloads.container(horizontal=True, gap="small"):
                 render_downloads(snap, formats=None if text else ("json",))
@@ -302,13 +253,19 @@ class JobView:
 
     def stream(self, snap: Snapshot) -> Snapshot:
         """Follow the job until it ends, appending to the screen; returns the final snapshot."""
-        last_status = 0.0
-        last_rounds = -1
+        last_status = last_text = time.monotonic()  # render_job has just drawn both
+        last_rounds = len(snap.rounds)
+        shown = snap.gauge.generated_tokens
         while not snap.done:
             tick = time.monotonic()
             snap = self.job.wait(snap.version, timeout=STATUS_EVERY)
-            self.update_text(snap)
-            if tick - last_status >= STATUS_EVERY or len(snap.rounds) != last_rounds:
+            tokens = snap.gauge.generated_tokens
+            first = shown == 0 < tokens  # the first tokens show at once, not TAIL_WAIT later
+            if first or tick - last_text >= TAIL_WAIT or tokens - shown >= TAIL_BATCH:
+                self.update_text(snap)
+                last_text, shown = tick, tokens
+            rounds_shown = self.rounds_box is not None and len(snap.rounds) != last_rounds  # their headings
+            if tick - last_status >= STATUS_EVERY or rounds_shown:
                 self.update_status(snap)
                 last_status, last_rounds = tick, len(snap.rounds)
             rest = TAIL_EVERY - (time.monotonic() - tick)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import altair as alt
@@ -93,12 +94,31 @@ def live_heading(live: LiveRound) -> str:
     )
 
 
-def status_line(snap: Snapshot) -> str:
+RATE_AFTER = 0.25  # seconds a round streams before its own speed is shown (before: the last round's)
+
+
+def live_rate(snap: Snapshot, now: float | None = None) -> float | None:
+    """Tokens a second of the stream now: the live round's since its first token, once it has
+    streamed ``RATE_AFTER`` seconds; until then the last finished round's (None: no round yet)."""
+    live = snap.live
+    if live is not None and live.first_token_at is not None and live.chunks > 1:
+        streaming = (time.monotonic() if now is None else now) - live.first_token_at
+        if streaming >= RATE_AFTER:
+            return (live.chunks - 1) / streaming
+    return next((r.tokens_per_s for r in reversed(snap.rounds) if r.tokens_per_s), None)
+
+
+def status_line(snap: Snapshot, now: float | None = None) -> str:
+    """The run in one line; while it runs, with the live speed in tokens a second (≈: the live
+    round counts stream chunks, about one token each)."""
     rounds = len(snap.rounds) + (1 if snap.live else 0)
     tokens = snap.gauge.generated_tokens
     facts = f"{rounds} round{'s' if rounds != 1 else ''} · {_n(tokens, snap.gauge.estimated)} tokens"
     facts += f" · {snap.elapsed_s:.1f} s"
     if snap.status == "running":
+        rate = live_rate(snap, now)
+        if rate is not None:
+            facts += f" · ≈{rate:,.0f} tok/s"
         return f":blue-badge[:material/progress_activity: Generating] {facts}"
     if snap.status == "stopping":
         return f":orange-badge[:material/stop_circle: Stopping…] {facts}"
@@ -112,32 +132,54 @@ def status_line(snap: Snapshot) -> str:
 LEVEL_COLORS = {"ok": "#2f9e44", "amber": "#f08c00", "red": "#e03131"}
 PROMPT_COLOR = "#4c6ef5"
 REMAINING_COLOR = "rgba(134, 142, 150, 0.35)"  # reads on light and dark themes
+MIN_PART = 0.01  # of the bar: a part thinner than this is drawn this wide, so it is seen at all
+PART_GAP = 0.004  # of the bar: the gap that shows where one part ends and the next begins
+
+
+def gauge_parts(g: Gauge) -> pd.DataFrame:
+    """The bar's parts in window units: part, tokens (the true count), start, end (as drawn).
+
+    Prompt and generated are separate parts, each at least ``MIN_PART`` of the bar wide
+    when it holds any token (a 17-token prompt in a 32k window would be a fraction of a
+    pixel); a gap of ``PART_GAP`` separates each part from the next. Numbers are in the
+    tooltip and the words below the bar.
+    """
+    window = g.window or max(1, g.used)
+    prompt = min(g.prompt_tokens, window)  # a prompt past the window fills the bar, no more
+    generated = min(g.generated_tokens, window - prompt)
+    rows: list[dict[str, Any]] = []
+    at = 0.0
+    for part, tokens, width in (
+        ("prompt", g.prompt_tokens, prompt),
+        ("generated", g.generated_tokens, generated),
+    ):
+        if tokens <= 0 or at >= window:
+            continue
+        end = min(float(window), at + max(float(width), window * (MIN_PART + PART_GAP)))
+        rows.append({"part": part, "tokens": tokens, "start": at, "end": end})
+        at = end
+    if at < window:
+        rows.append({"part": "remaining", "tokens": window - prompt - generated, "start": at, "end": window})
+    for row in rows[:-1]:
+        row["end"] = max(row["start"], row["end"] - window * PART_GAP)
+    return pd.DataFrame(rows, columns=["part", "tokens", "start", "end"])
 
 
 def gauge_chart(g: Gauge) -> alt.Chart:
     """The window as one bar: prompt (blue), generated (green → amber → red), remaining (gray)."""
     window = g.window or max(1, g.used)
-    prompt = min(g.prompt_tokens, window)  # a prompt past the window fills the bar, no more
-    generated = min(g.generated_tokens, window - prompt)
-    data = pd.DataFrame(
-        {
-            "part": ["prompt", "generated", "remaining"],
-            "tokens": [prompt, generated, window - prompt - generated],
-            "order": [0, 1, 2],
-        }
-    )
     colors = [PROMPT_COLOR, LEVEL_COLORS[g.level], REMAINING_COLOR]
     return (
-        alt.Chart(data)
+        alt.Chart(gauge_parts(g))
         .mark_bar(height=16, cornerRadius=3)
         .encode(
-            x=alt.X("sum(tokens):Q", axis=None, scale=alt.Scale(domain=[0, window], nice=False)),
+            x=alt.X("start:Q", axis=None, scale=alt.Scale(domain=[0, window], nice=False)),
+            x2="end:Q",
             color=alt.Color(
                 "part:N",
                 scale=alt.Scale(domain=["prompt", "generated", "remaining"], range=colors),
                 legend=None,
             ),
-            order=alt.Order("order:Q"),
             tooltip=["part", alt.Tooltip("tokens:Q", format=",")],
         )
         .properties(height=22)
@@ -150,8 +192,9 @@ def example_prices(spec: RunSpec) -> bool:
     return provider is not None and provider.is_demo
 
 
-def gauge_text(g: Gauge, rounds: int, *, example: bool = False) -> str:
-    """The gauge in words; ``example``: the prices are the demo's made-up ones (say so)."""
+def gauge_line(g: Gauge) -> str:
+    """The gauge's first line in words: the share of the window, prompt, generated, remaining
+    (what a running job shows: the billing line waits for the end)."""
     est = g.estimated
     if g.window:
         color = {"ok": "green", "amber": "orange", "red": "red"}[g.level]
@@ -159,10 +202,16 @@ def gauge_text(g: Gauge, rounds: int, *, example: bool = False) -> str:
         rest = "n/a" if g.remaining is None else _n(g.remaining, est)
     else:
         head, rest = ":gray-badge[window unknown]", "unknown"
-    line = (
+    return (
         f"{head} &nbsp; prompt **{_n(g.prompt_tokens, est)}** · generated **{_n(g.generated_tokens, est)}**"
         f" · remaining **{rest}**"
     )
+
+
+def gauge_text(g: Gauge, rounds: int, *, example: bool = False) -> str:
+    """The gauge in words; ``example``: the prices are the demo's made-up ones (say so)."""
+    est = g.estimated
+    line = gauge_line(g)
     billed = (
         f":material/receipt_long: Input billed **{_n(g.billed_input_tokens, est)}** tokens"
         f" over {rounds} round{'s' if rounds != 1 else ''} · "

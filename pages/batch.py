@@ -89,9 +89,12 @@ def settings_panel() -> None:
         on_change=_on_provider,
     )
     right.text_input(
-        "Model", value=common.model_for(p), disabled=True, help="Change it in the Studio or Settings."
+        "Model",
+        value=common.prompting_model_for(p),
+        disabled=True,
+        help="Change it in the Studio or Settings.",
     )
-    limits = common.limits_for(p, common.model_for(p))
+    limits = common.limits_for(p, common.prompting_model_for(p))
     left.number_input(
         "Max tokens per round",
         min_value=16,

@@ -121,7 +121,7 @@ def run_probe(p: Provider) -> None:
     from core.continuation.probe import VERDICT_HEADLINES, probe_all
 
     key, _ = common.key_for(p.id)
-    model = common.model_for(p)
+    model = common.prompting_model_for(p)
     try:
         with st.spinner(
             f"Probing {inert_code(model)}: for each strategy, one answer at temperature 0, then its first "

@@ -3,6 +3,9 @@ then Continue, Edit and continue, or Follow up. The form always shows the run on
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import streamlit as st
 
 from core.continuation import validation
@@ -14,6 +17,7 @@ from core.wire.errors import ContinuumError
 from pages import _common as common
 from pages import _history as history
 from pages import _live as live
+from pages import _replay as replay
 from pages import _steering as steer
 from pages import _timeouts as timeouts
 from pages._blocks import inert, inert_code
@@ -27,6 +31,8 @@ EXAMPLES = (
     "Write a 3000 words short story about a lighthouse keeper who collects lost letters.",
     "Explain how response continuation works for LLM APIs, in about 2500 tokens, with examples.",
 )
+
+REPLAY_HELP = " **Replay** entries stream a recorded run (a shipped sample, a saved run) at its pace."
 
 DEMO_BANNER = (
     "**No API key found, so this is the offline demo model.** It runs inside the app and writes "
@@ -52,6 +58,25 @@ def _on_model(provider_id: str) -> None:
     value = st.session_state.get(f"studio_model_{provider_id}")
     if value:
         common.get_settings().models[provider_id] = str(value).strip()
+        if replay.is_choice(value):
+            _load_recording(str(value))
+
+
+def _load_recording(choice: str) -> None:
+    """Put a recording's prompt and round settings in the form: what the replay will show."""
+    spec = replay.recorded_spec(choice)
+    if spec is None:
+        return
+    values = history.studio_state(spec)
+    keep = ("prompt", "system", "max_tokens", "max_rounds", "target_tokens", "temperature")
+    st.session_state.update({k: values[k] for k in keep})
+    st.session_state["opening"] = ""
+
+
+def _on_speed() -> None:
+    speed = st.session_state.get("replay_speed")
+    if speed is not None:
+        common.get_settings().replay_speed = float(speed)
 
 
 def _number(key: str, default: float) -> float:
@@ -90,7 +115,11 @@ def _start_run() -> None:
         target_tokens=int(_number("target_tokens", 0)),  # 0: no target
         temperature=float(_number("temperature", 0.7)),
     )
-    spec = common.build_spec(p, form)
+    try:
+        spec = common.build_spec(p, form)
+    except ContinuumError as exc:  # a Replay choice that names no recording
+        _flash("error", str(exc))
+        return
     opening = str(state.get("opening") or "")
     if not spec.base_url:
         _flash("error", f"{p.label} needs a base URL: set it in Settings.")
@@ -149,7 +178,7 @@ def pickers() -> None:
     settings = common.get_settings()
     p = common.provider()
     ids = list(PROVIDERS)
-    left, mid = st.columns(2)
+    left, mid = st.columns([2, 3])
     left.selectbox(
         "Provider",
         ids,
@@ -158,6 +187,8 @@ def pickers() -> None:
         on_change=_on_provider,
     )
     models = [m.id for m in common.model_list(p)]
+    if p.is_demo:
+        models += replay.options()
     current = common.model_for(p) or (models[0] if models else "")
     if current and current not in models:
         models.insert(0, current)
@@ -168,14 +199,49 @@ def pickers() -> None:
         models,
         key=_seed(f"studio_model_{p.id}", current or None),
         accept_new_options=True,
+        format_func=replay.label,
         placeholder="Type a model id",
         on_change=_on_model,
         args=(p.id,),
-        help="Type a model id to use one that is not listed. Settings fetches the provider's model list.",
+        help="Type a model id to use one that is not listed. Settings fetches the provider's model list."
+        + (REPLAY_HELP if p.is_demo else ""),
     )
+    if p.is_demo and replay.is_choice(current):
+        st.session_state["replay_speed"] = settings.replay_speed
+        st.segmented_control(
+            "Replay pace",
+            list(replay.SPEEDS),
+            format_func=replay.SPEEDS.__getitem__,
+            required=True,
+            key="replay_speed",
+            on_change=_on_speed,
+            help="1×: every round at its recorded pace (time to first token and duration); 2×, 4×: "
+            "that much faster; Instant: no waiting.",
+        )
 
 
-def prompt_form(running: bool = False) -> None:
+def _generate_row(slot: Any, running: bool) -> None:
+    """Generate and its caption; disabled while a run goes (keys differ: both may be drawn in one run)."""
+    row = slot.container(
+        horizontal=True, vertical_alignment="center", key="generate_row_locked" if running else "generate_row"
+    )
+    row.form_submit_button(
+        "Generate",
+        type="primary",
+        icon=":material/play_arrow:",
+        on_click=_start_run,
+        disabled=running,
+        key="generate_locked" if running else "generate",
+    )
+    if running:
+        row.caption("A run is going: stop it to start another.")
+    else:
+        row.caption("Ctrl+Enter in the prompt also generates")
+
+
+def prompt_form(running: bool = False) -> Callable[[], None]:
+    """The form; returns what turns Generate on in place once the run on screen has ended
+    (no rerun: a rerun would send the whole page again, the answer included)."""
     p = common.provider()
     limits = common.limits_for(p, common.model_for(p))
     default_max = 1024 if p.is_demo else min(limits.output_cap or 4096, 4096)
@@ -186,14 +252,8 @@ def prompt_form(running: bool = False) -> None:
             height=130,
             placeholder="What should the model write? Long answers are the point: ask for thousands.",
         )
-        row = st.container(horizontal=True, vertical_alignment="center", key="generate_row")
-        row.form_submit_button(
-            "Generate", type="primary", icon=":material/play_arrow:", on_click=_start_run, disabled=running
-        )
-        if running:
-            row.caption("A run is going: stop it to start another.")
-        else:
-            row.caption("Ctrl+Enter in the prompt also generates")
+        generate_slot = st.empty()
+        _generate_row(generate_slot, running)
         with st.expander("Start the answer with (optional)"):
             st.text_area(
                 "Start the answer with",
@@ -231,7 +291,9 @@ def prompt_form(running: bool = False) -> None:
         st.slider("Temperature", 0.0, 2.0, step=0.05, key=_seed("temperature", 0.7))
     window = f"{limits.context_window:,}-token window" if limits.context_window else "window unknown"
     cap = f"output cap {limits.output_cap:,} per round" if limits.output_cap else "no known output cap"
-    st.caption(f"{inert_code(common.model_for(p))}: {window}, {cap}.")
+    model = common.model_for(p)
+    st.caption(f"{inert_code(replay.MODEL if replay.is_choice(model) else model)}: {window}, {cap}.")
+    return lambda: _generate_row(generate_slot, False) if running else None
 
 
 def empty_state() -> None:
@@ -289,12 +351,10 @@ def sync_form(key: str, job: Job | None, stored: RunResult | None) -> None:
         st.rerun()  # the provider or the model changed: the sidebar (drawn first) shows them too
 
 
-def job_panel(job: Job) -> None:
+def job_panel(job: Job, unlock: Callable[[], None]) -> None:
     """The session's job: followed live while it runs, then what may be done with it."""
-    ended = job.done  # at the start of this script run
-    live.render_job(job, on_clear=_clear_run, steer=(lambda _snap: ended_run(job)) if ended else None)
-    if not ended:
-        st.rerun()  # the run ended while this script run followed it: redraw the form (Generate on)
+    live.render_job(job, on_clear=_clear_run, steer=lambda _snap: ended_run(job))
+    unlock()  # the run ended while this script run followed it: Generate on, in place
 
 
 def ended_run(job: Job) -> None:
@@ -328,7 +388,7 @@ sync_form(key, job, stored)
 left, right = st.columns([5, 7], gap="large")
 with left:
     pickers()
-    prompt_form(running=job is not None and not job.done)
+    unlock = prompt_form(running=job is not None and not job.done)
     if job is not None or stored is not None:
         spec = job.spec if job is not None else stored.spec if stored is not None else None
         turns = steering.conversation_turns(spec) if spec is not None else 0
@@ -346,7 +406,7 @@ with right, common.fresh_container():
     if job is not None:
         if st.query_params.get(common.RUN_PARAM) != job.id:
             st.query_params[common.RUN_PARAM] = job.id
-        job_panel(job)
+        job_panel(job, unlock)
     elif stored is not None:
         stored_panel(stored)
     else:

@@ -669,12 +669,12 @@ def test_a_set_password_gates_the_app_without_a_server_key(monkeypatch, clean_en
 
 
 def test_repeated_wrong_passwords_are_slowed_down(monkeypatch, clean_env, tmp_db):
-    from pages import _common as common
+    from pages import _gate as gate
 
     at = gated_app(monkeypatch, tmp_db, {"access_password": "open sesame"})
     at.run()
     clock = [1000.0]
-    monkeypatch.setattr(common.gate_throttle(), "clock", lambda: clock[0])  # the app's throttle, our time
+    monkeypatch.setattr(gate.gate_throttle(), "clock", lambda: clock[0])  # the app's throttle, our time
 
     def give(password: str, at_time: float) -> str:
         clock[0] = at_time
