@@ -59,7 +59,7 @@ typecheck: $(VENV)/.dev-installed
 	$(VENV)/bin/mypy
 
 pytest: $(VENV)/.dev-installed chromium postgresql
-	CONTINUUM_PG_REQUIRED=1 $(VENV)/bin/pytest -n 2 --dist loadfile -m "not peers"
+	CONTINUUM_PG_REQUIRED=1 $(VENV)/bin/pytest -n 2 --dist loadfile -m "not peers" --durations=15
 
 ## A real third-party server in the loop: llama-cpp-python (compiled from PyPI's source the first
 ## time: ~6 min on 2 cores, seconds once pip has cached the wheel) on a tiny random-weight model

@@ -91,12 +91,33 @@ def _articles(words: list[str]) -> list[str]:
     ]
 
 
+_OBJECT = ("it", "us", "them")  # an object in place of a determiner left without its noun
+_AFTER = ("again", "today", "too", "still")  # a closing word in place of a conjunction or preposition
+
+
+def _close(rng: random.Random, words: list[str], last: int) -> None:
+    """End a sentence whose last word stands at ``last`` in the pattern so that it reads as one,
+    with the same number of words: a noun or a verb may end it; a determiner becomes an object
+    ("measures it"); a preposition or a conjunction after a noun becomes a closing word ("the
+    market again"); a conjunction with its determiner becomes "as well"; an adjective becomes
+    a noun ("every ledger", never "harbour harbour" nor "harbour — harbour")."""
+    if last in (2, 3, 5, 9):
+        return
+    if last in (4, 7):
+        words[-1] = rng.choice(_OBJECT)
+    elif last in (6, 10):
+        words[-1] = rng.choice(_AFTER)
+    elif last == 0:
+        words[-2:] = ["as", "well"]
+    else:
+        words[-1] = rng.choice([noun for noun in _NOUN if noun not in words[-3:-1]])
+
+
 def _sentence(rng: random.Random, count: int) -> str:
     """A sentence of exactly ``count`` demo tokens (every word is one token)."""
     words = _words(rng, count)
-    if count > 1 and (count - 1) % len(_PATTERN) not in (2, 3, 5, 9):  # end on a noun or verb
-        # never "harbour harbour", nor "harbour — harbour" after a dash
-        words[-1] = rng.choice([noun for noun in _NOUN if noun not in words[-3:-1]])
+    if count > 1:
+        _close(rng, words, (count - 1) % len(_PATTERN))
     words = _articles(words)
     words[0] = words[0].capitalize()
     if count > 7 and rng.random() < 0.3:

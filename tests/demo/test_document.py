@@ -104,6 +104,16 @@ def test_no_word_is_written_twice_in_a_row(prompt: str) -> None:
     assert [p for p in word_pairs(demo_document(prompt)) if p[0] == p[1]] == []
 
 
+@pytest.mark.parametrize("prompt", PROSE_PROMPTS)
+def test_a_sentence_never_ends_on_a_noun_without_its_determiner(prompt: str) -> None:
+    """Not "… although station.", "… explains journey.", "… toward market." nor "… market river."."""
+    from core.demo.document import _CONJ, _NOUN, _PREP, _VERB
+
+    bare = set(_CONJ) | set(_PREP) | set(_VERB) | set(_NOUN)
+    endings = re.findall(r"(\S+) (\w+)\.(?:\s|$)", prose(demo_document(prompt)))
+    assert [e for e in endings if e[1] in _NOUN and e[0].lower() in bare] == []
+
+
 def test_every_word_of_the_prose_is_one_demo_token() -> None:
     words = prose(demo_document(PROSE_PROMPTS[0])).split()
     assert all(count_tokens(" " + word) == 1 for word in words)

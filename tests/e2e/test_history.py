@@ -35,7 +35,9 @@ class History:
     cut_short: str  # stopped by max_rounds after 2 rounds
     restart: str  # made against a server that ignores prefills
     interrupted: str
-    cartography: str  # a seam inside a table; a server without usage (estimated tokens)
+    cartography: (
+        str  # a seam inside a table (seam 2 at 280 tokens a round); a server without usage (estimated tokens)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,7 @@ def history(tmp_path_factory: pytest.TempPathFactory, demo_server: str, browser)
         cut_short=record_run(db, demo_server, TIDES, max_tokens=256, max_rounds=2),
         restart=record_run(db, behaviour_url(demo_server, prefill="ignored"), TIDES, max_tokens=300),
         interrupted=record_run(db, demo_server, "Write about 4000 tokens on lighthouses.", stop_after=60),
-        cartography=record_run(db, behaviour_url(demo_server, usage="absent"), CARTOGRAPHY, max_tokens=300),
+        cartography=record_run(db, behaviour_url(demo_server, usage="absent"), CARTOGRAPHY, max_tokens=280),
     )
     proc, runs.url = start_app(tmp)
     try:

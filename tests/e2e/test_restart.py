@@ -19,7 +19,17 @@ import pytest
 
 from core.demo import count_tokens, demo_document
 from core.services.store import Store
-from tests.e2e.conftest import ARTIFACTS, WAIT, free_port, shot, start_app, stop_app
+from tests.e2e.conftest import (
+    ARTIFACTS,
+    WAIT,
+    after_run,
+    click_row,
+    free_port,
+    idle,
+    shot,
+    start_app,
+    stop_app,
+)
 from tests.e2e.test_studio import download, generate, open_studio, running, status, tokens_on_screen
 
 SLOW = "60"  # tokens/s before the restart: the run is mid-round when the server goes
@@ -78,11 +88,16 @@ def words(text: str) -> list[str]:
     return [w for w in re.findall(r"\w+", text) if not w.isdigit()]
 
 
-def resume_from_runs(page, db: Path, prompt: str, run_id: str, row: int) -> None:
+def resume_from_runs(page, db: Path, prompt: str, run_id: str) -> None:
     """Open the run from the Runs list (interrupted, its text there), resume it to the exact answer."""
     page.get_by_role("link", name="Runs").click()
-    page.get_by_text("2 runs.").wait_for()
-    page.get_by_test_id("stDataFrame").click(position={"x": 18, "y": 35 * row + 35 + 17})
+    search = page.get_by_role("textbox", name="Search")
+    search.wait_for()
+    idle(page)
+    search.fill(prompt)  # the run alone in the list (a wrapped title makes rows taller than one line)
+    after_run(page, lambda: search.press("Enter"))
+    page.get_by_text("1 run.").wait_for()
+    click_row(page, 0, rows=1)
     page.locator(".st-key-open_run h3").filter(has_text=prompt).wait_for()
     page.get_by_text("Interrupted.").wait_for()
     assert f"id={run_id}" in page.url
@@ -130,7 +145,7 @@ def test_runs_cut_by_server_restarts_are_interrupted_keep_their_text_and_resume(
                 kill_id: "interrupted",
             }
         shot(page, "runs-interrupted-light", full_page=False)
-        resume_from_runs(page, db, kill, kill_id, row=0)  # newest first
-        resume_from_runs(page, db, term, term_id, row=1)
+        resume_from_runs(page, db, kill, kill_id)
+        resume_from_runs(page, db, term, term_id)
     finally:
         page.context.close()
