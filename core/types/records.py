@@ -43,6 +43,13 @@ STRATEGIES: tuple[str, ...] = ("prefill", "vllm", "prefix", "completions", "inst
 TRUNCATED_FINISH_REASONS = frozenset({"length", "max_tokens", "model_context_window_exceeded"})
 
 
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The items of ``data`` that are fields of the dataclass ``cls`` (a newer writer's extra keys
+    are left out, so older code reads newer records)."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
 @dataclass(frozen=True)
 class Prices:
     """USD per million tokens."""
@@ -94,8 +101,7 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunSpec:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+        values = _known(cls, data)
         prices = values.get("prices")
         if isinstance(prices, dict):
             values["prices"] = Prices(**prices)
@@ -147,8 +153,7 @@ class Round:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Round:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**_known(cls, data))
 
 
 @dataclass
@@ -163,6 +168,10 @@ class ErrorInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ErrorInfo:
+        return cls(**_known(cls, data))
 
 
 @dataclass
@@ -209,8 +218,7 @@ class Edit:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Edit:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**_known(cls, data))
 
 
 @dataclass
@@ -316,7 +324,7 @@ class RunResult:
             spec=RunSpec.from_dict(data["spec"]),
             rounds=[Round.from_dict(r) for r in data.get("rounds", [])],
             stop_reason=data.get("stop_reason"),
-            error=ErrorInfo(**error) if error else None,
+            error=ErrorInfo.from_dict(error) if error else None,
             started_at=data.get("started_at") or time.time(),
             finished_at=data.get("finished_at"),
             run_id=data.get("run_id"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from core.types import ErrorInfo, Round
@@ -91,8 +91,7 @@ def round_from_row(row: sqlite3.Row, *, run_running: bool) -> Round:
     if row["live"] and not run_running:
         values["finish_reason"] = None
         values["error"] = values.get("error") or INTERRUPTED
-    known = {f.name for f in fields(Round)}
-    return Round(**{k: v for k, v in values.items() if k in known})
+    return Round.from_dict(values)
 
 
 def fingerprint(round_: Round) -> tuple[Any, ...]:
@@ -107,9 +106,7 @@ def fingerprint(round_: Round) -> tuple[Any, ...]:
 def error_from_json(text: str | None) -> ErrorInfo | None:
     if not text:
         return None
-    data = json.loads(text)
-    known = {f.name for f in fields(ErrorInfo)}
-    return ErrorInfo(**{k: v for k, v in data.items() if k in known})
+    return ErrorInfo.from_dict(json.loads(text))
 
 
 @dataclass(frozen=True)
