@@ -19,6 +19,7 @@ model output can end the script or form markup.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import streamlit as st
 
@@ -80,8 +81,9 @@ def _ask() -> None:
     state[ASKED] = state[_COUNT]
 
 
-def copy_button(text: str) -> None:
-    """The *Copy* button for ``text``; in the rerun a click starts, the copy itself."""
+def copy_button(text: Callable[[], str]) -> None:
+    """The *Copy* button for the answer ``text()`` gives; in the rerun a click starts, the copy
+    itself. ``text`` is called only then: a page drawn without a click builds nothing."""
     st.button(
         "Copy",
         icon=":material/content_copy:",
@@ -91,4 +93,4 @@ def copy_button(text: str) -> None:
     )
     asked = st.session_state.pop(ASKED, None)
     if asked is not None:
-        st.html(copy_html(text, int(asked)), width="content", unsafe_allow_javascript=True)
+        st.html(copy_html(text(), int(asked)), width="content", unsafe_allow_javascript=True)

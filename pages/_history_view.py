@@ -149,7 +149,7 @@ def render_run(result: RunResult, status: str, extra: Callable[[], None] | None 
     show_seams = seams_toggle(tools)
     if result.text:
         with tools.container(horizontal=True, vertical_alignment="center", width="content"):
-            copy_button(export.export(result, "md").decode("utf-8"))  # the download's text
+            copy_button(lambda: export.export(result, "md").decode("utf-8"))  # the download's text
     # Only the open tab is drawn (a click on another one reruns the page): a long run's
     # rounds and charts cost nothing until they are looked at.
     document, rounds, details = st.tabs(

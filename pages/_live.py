@@ -241,7 +241,9 @@ class JobView:
         text = self._assembled(snap)[0]
         if text:
             with self._copy_slot.container(horizontal=True, vertical_alignment="center", width="content"):
-                copy_button(export.export(snap.to_result(), "md").decode("utf-8"))  # the download's text
+                copy_button(
+                    lambda: export.export(snap.to_result(), "md").decode("utf-8")
+                )  # the download's text
         if snap.rounds or text:
             with self.downloads.container(horizontal=True, gap="small"):
                 render_downloads(snap, formats=None if text else ("json",))
