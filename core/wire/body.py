@@ -62,14 +62,27 @@ class JSONBody:
 def encode_body(payload: Any) -> tuple[dict[str, str], bytes | JSONBody]:
     """Headers and ``content=`` for ``payload`` as JSON. Raises TypeError or ValueError
     (UnicodeEncodeError included) where ``json.dumps`` and UTF-8 would."""
+    if not _has_long(payload, _DEPTH):  # the common case: encoded once, as httpx would
+        return {"Content-Type": "application/json"}, _dumps(payload).encode("utf-8")
     parts: list[bytes | str] = []
     pending: list[str] = []
-    if not _parts(payload, pending, parts, _DEPTH):
-        return {"Content-Type": "application/json"}, _dumps(payload).encode("utf-8")
+    _parts(payload, pending, parts, _DEPTH)
     if pending:
         parts.append("".join(pending).encode("utf-8"))
     body = JSONBody(parts)
     return {"Content-Type": "application/json", "Content-Length": str(body.length)}, body
+
+
+def _has_long(value: Any, depth: int) -> bool:
+    """Whether ``value`` holds a string of :data:`LONG` characters or more where :func:`_parts`
+    looks (a walk of lengths only: nothing is encoded)."""
+    if isinstance(value, str):
+        return len(value) >= LONG
+    if depth and isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        return any(_has_long(item, depth - 1) for item in value.values())
+    if depth and isinstance(value, list | tuple):
+        return any(_has_long(item, depth - 1) for item in value)
+    return False
 
 
 def _parts(value: Any, pending: list[str], parts: list[bytes | str], depth: int) -> bool:
