@@ -5,8 +5,8 @@ run, polling the job's snapshot and *appending* to the screen: finished text is
 sealed into Markdown blocks that are sent once, and every other update is
 counted, because Streamlit re-sends an element whole each time it changes: the
 text every 800 tokens or 2 s (a tail only while no paragraph was finished since
-the last update), the status line every 2.5 s, the gauge's words every 5 s and its
-bar (a Vega chart) at 50 % steps, a new level and the end (the constants below).
+the last update), the status line every 2.5 s, the gauge every 5 s and on a new level (its bar as 130
+bytes of HTML; the Vega chart, 2.3 KB, at the end) (the constants below).
 When the run ends the form's Generate is turned on in place: a rerun would send
 the whole page again, the answer included.
 A click (Stop, a tab) or a reload interrupts the loop with a rerun, never the
@@ -33,9 +33,11 @@ from pages._copy import copy_button
 from pages._document import SeamedDocument, seams_toggle
 from pages._seam_marks import document_seams
 from pages._status import (
+    GAUGE_STYLE,
     example_prices,
     gauge_chart,
     gauge_line,
+    gauge_running,
     gauge_text,
     live_heading,
     round_heading,
@@ -54,8 +56,7 @@ TAIL_EVERY = 0.25  # seconds: the live text is updated at most this often, once 
 TAIL_BATCH = 800  # tokens
 TAIL_WAIT = 2.0  # …or once this long has passed since its last update (a slow model)
 STATUS_EVERY = 2.5  # seconds between updates of the status line
-GAUGE_STEP = 50  # percent: the gauge's bar (a Vega chart, 2.3 KB) is redrawn at each step, on a new level
-# (amber, red), and at the end
+GAUGE_EVERY = 5.0  # seconds between updates of a running gauge (bar and words; a new level at once)
 
 # ---------------------------------------------------------------- the job view
 
@@ -80,8 +81,10 @@ class JobView:
         self._message_shown = ""  # the retry or notice shown while the run goes
         self.gauge_chart = st.empty()
         self.gauge_text = st.empty()
-        self._gauge_key: tuple[int, str] | None = None
+        self._gauge_drawn = False  # the chart, once the run has ended
+        self._gauge_styled = False  # the running bar's classes, sent once
         self._gauge_words = ""  # the gauge's words last sent
+        self._gauge_sent: tuple[float, str] = (0.0, "")  # when, and at which level
         self.downloads = st.empty()
         self.steering = st.empty()  # Continue, Edit, Follow up: once the run has ended
         # Above the tabs, not in the Document's panel (whose text is the answer's, nothing more):
@@ -191,19 +194,26 @@ class JobView:
                     )
         rounds = len(snap.rounds) + (1 if snap.live else 0)
         gauge = snap.gauge
-        percent = round(100 * (gauge.fraction or 0))
-        key = (percent if snap.done else percent - percent % GAUGE_STEP, gauge.level)
-        if gauge.window and key != self._gauge_key:  # a step or a level further, and the end
-            self._gauge_key = key
+        if gauge.window and snap.done and not self._gauge_drawn:  # the chart, with its tooltips
+            self._gauge_drawn = True
             self.gauge_chart.altair_chart(gauge_chart(gauge), width="stretch")
-        # Running: the first line only, with the status line (the billing line, which counts rounds,
-        # would lag behind it); the whole words at the end.
-        words = (
-            gauge_text(gauge, rounds, example=example_prices(snap.spec)) if snap.done else gauge_line(gauge)
-        )
-        if words != self._gauge_words:
-            self._gauge_words = words
-            self.gauge_text.caption(words)
+        # Running: the bar as HTML above the first line of words (the billing line, which counts
+        # rounds, would lag behind the status line); the chart and the whole words at the end.
+        if snap.done:
+            words = gauge_text(gauge, rounds, example=example_prices(snap.spec))
+        else:
+            words = gauge_running(gauge) if gauge.window else gauge_line(gauge)
+            if gauge.window and not self._gauge_styled:
+                self._gauge_styled = True
+                st.html(GAUGE_STYLE)  # style only: Streamlit keeps it out of the layout
+        now, (sent_at, sent_level) = time.monotonic(), self._gauge_sent
+        due = snap.done or gauge.level != sent_level or now - sent_at >= GAUGE_EVERY
+        if due and words != self._gauge_words:
+            self._gauge_words, self._gauge_sent = words, (now, gauge.level)
+            if snap.done or not gauge.window:
+                self.gauge_text.caption(words)
+            else:
+                self.gauge_text.markdown(words, unsafe_allow_html=True)
         message = snap.retrying or (snap.notices[-1] if snap.notices and running else "")
         if running and message != self._message_shown:  # sent when it changes, not every time
             self._message_shown = message

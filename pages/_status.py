@@ -132,6 +132,8 @@ def status_line(snap: Snapshot, now: float | None = None) -> str:
 LEVEL_COLORS = {"ok": "#2f9e44", "amber": "#f08c00", "red": "#e03131"}
 PROMPT_COLOR = "#4c6ef5"
 REMAINING_COLOR = "rgba(134, 142, 150, 0.35)"  # reads on light and dark themes
+GAUGE_BAR_PX = 16  # the bar's height, in the chart and in its HTML twin
+GAUGE_BAR_MARGIN = "3px 0"  # the HTML twin's margin (set from a screenshot of both)
 MIN_PART = 0.01  # of the bar: a part thinner than this is drawn this wide, so it is seen at all
 PART_GAP = 0.004  # of the bar: the gap that shows where one part ends and the next begins
 
@@ -171,7 +173,7 @@ def gauge_chart(g: Gauge) -> alt.Chart:
     colors = [PROMPT_COLOR, LEVEL_COLORS[g.level], REMAINING_COLOR]
     return (
         alt.Chart(gauge_parts(g))
-        .mark_bar(height=16, cornerRadius=3)
+        .mark_bar(height=GAUGE_BAR_PX, cornerRadius=3)
         .encode(
             x=alt.X("start:Q", axis=None, scale=alt.Scale(domain=[0, window], nice=False)),
             x2="end:Q",
@@ -184,6 +186,39 @@ def gauge_chart(g: Gauge) -> alt.Chart:
         )
         .properties(height=22)
     )
+
+
+GAUGE_STYLE = f"""<style>
+.cm-gauge {{ position: relative; height: {GAUGE_BAR_PX}px; margin: {GAUGE_BAR_MARGIN}; }}
+.cm-gauge::before, .cm-gauge i, .cm-gauge::after {{ content: ""; position: absolute; top: 0; bottom: 0;
+  border-radius: 3px; }}
+.cm-gauge::before {{ left: 0; width: var(--p); background: {PROMPT_COLOR}; }}
+.cm-gauge i {{ left: var(--g); width: var(--w); }}
+.cm-gauge::after {{ left: var(--r); right: 0; background: {REMAINING_COLOR}; }}
+{"".join(f".cm-gauge.{level} i {{ background: {color}; }}" for level, color in LEVEL_COLORS.items())}
+.cm-gauge-words {{ font-size: 0.875rem; opacity: 0.6; }}
+</style>"""
+
+
+def gauge_running(g: Gauge) -> str:
+    """What a running job's gauge shows, as one Markdown element redrawn every status update:
+    the same bar as :func:`gauge_chart` in about 130 bytes of HTML (its parts as CSS variables
+    of ``GAUGE_STYLE``, sent once; the Vega chart is 2.3 KB a time and replaces the bar, with
+    its tooltips, when the run ends) and :func:`gauge_line` below it."""
+    window = g.window or max(1, g.used)
+    at = {"prompt": (0.0, 0.0), "generated": (0.0, 0.0), "remaining": (window, window)}
+    for part, start, end in gauge_parts(g)[["part", "start", "end"]].itertuples(index=False):
+        at[part] = (start, end)
+    (_, prompt_end), (gen_start, gen_end), (rest_start, _) = at["prompt"], at["generated"], at["remaining"]
+
+    def pc(tokens: float) -> str:
+        return f"{100 * tokens / window:.1f}%"
+
+    share = round(100 * (g.fraction or 0))
+    variables = f"--p:{pc(prompt_end)};--g:{pc(gen_start)};--w:{pc(gen_end - gen_start)};--r:{pc(rest_start)}"
+    bar = f'<div class="cm-gauge {g.level}" role="img" aria-label="{share}% of the window" style="{variables}"><i></i></div>'
+    # the words as a caption looks (Streamlit's caption fades its whole box, the bar's colours too)
+    return f'{bar}\n\n<div class="cm-gauge-words">\n\n{gauge_line(g)}\n\n</div>'
 
 
 def example_prices(spec: RunSpec) -> bool:
