@@ -11,7 +11,7 @@ FAST_RETRY = RetryPolicy(base=0.001, cap=0.005, max_wait=0.005)
 
 
 def spec_for(base_url: str, prompt: str, **kw: Any) -> RunSpec:
-    kw.setdefault("max_rounds", 100_000)
+    kw.setdefault("max_rounds", 10_000)  # the most a run may have (core.bounds)
     return RunSpec(messages=[{"role": "user", "content": prompt}], base_url=base_url, **kw)
 
 

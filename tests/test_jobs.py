@@ -42,7 +42,7 @@ def spec(prompt: str = "Write 300 tokens about tea", **fields: object) -> RunSpe
 def scripted(rounds: list[list[str]], *, finish: str = "finished"):
     """A fake engine playing ``rounds`` (lists of deltas) to the end."""
 
-    def run(spec: RunSpec, *, api_key=None, cancel=None, resume=None) -> Iterator[Event]:
+    def run(spec: RunSpec, *, api_key=None, cancel=None, resume=None, **_) -> Iterator[Event]:
         result = RunResult(spec=spec)
         yield RunStarted(spec)
         for i, deltas in enumerate(rounds, start=1):
@@ -66,7 +66,7 @@ class Gate:
         self.release = threading.Event()
         self.api_key: str | None = None
 
-    def __call__(self, spec: RunSpec, *, api_key=None, cancel=None, resume=None) -> Iterator[Event]:
+    def __call__(self, spec: RunSpec, *, api_key=None, cancel=None, resume=None, **_) -> Iterator[Event]:
         assert isinstance(cancel, CancelToken)
         self.api_key = api_key
         unregister = cancel.register(self.release.set)  # like the engine aborting its HTTP stream
@@ -123,7 +123,7 @@ def test_stop_cancels_the_run_and_keeps_the_text():
 def test_a_stopped_job_says_stopping_until_the_engine_has_wound_down():
     started, release = threading.Event(), threading.Event()
 
-    def slow_to_stop(spec, *, api_key=None, cancel=None, resume=None):
+    def slow_to_stop(spec, *, api_key=None, cancel=None, resume=None, **_):
         yield RunStarted(spec)
         started.set()
         release.wait(WAIT)  # an engine still closing its stream
@@ -158,7 +158,7 @@ def test_the_api_key_reaches_the_engine_but_not_the_snapshot():
 
 
 def test_an_engine_crash_becomes_an_error_with_the_text_kept():
-    def crashing(spec, *, api_key=None, cancel=None, resume=None):
+    def crashing(spec, *, api_key=None, cancel=None, resume=None, **_):
         yield RunStarted(spec)
         yield RoundStarted(1, 100, "prefill")
         yield Delta("partial", round_index=1)
@@ -172,7 +172,7 @@ def test_an_engine_crash_becomes_an_error_with_the_text_kept():
 
 
 def test_an_engine_error_is_reported_as_its_error_info():
-    def failing(spec, *, api_key=None, cancel=None, resume=None):
+    def failing(spec, *, api_key=None, cancel=None, resume=None, **_):
         info = ErrorInfo(kind="AuthenticationError", message="401: check the key", status=401)
         result = RunResult(spec=spec, stop_reason="error", error=info)
         yield RunStarted(spec)
@@ -186,7 +186,7 @@ def test_an_engine_error_is_reported_as_its_error_info():
 def test_a_trimmed_round_keeps_what_was_held_back():
     gate = threading.Event()
 
-    def holding(spec, *, api_key=None, cancel=None, resume=None):
+    def holding(spec, *, api_key=None, cancel=None, resume=None, **_):
         yield RunStarted(spec)
         yield RoundStarted(1, 10, "prefill")
         yield RoundFinished(Round(1, text="one two thr", finish_reason="length"))
@@ -206,7 +206,7 @@ def test_a_trimmed_round_keeps_what_was_held_back():
 def test_a_retry_starts_the_live_round_over():
     gate = threading.Event()
 
-    def retrying(spec, *, api_key=None, cancel=None, resume=None):
+    def retrying(spec, *, api_key=None, cancel=None, resume=None, **_):
         yield RunStarted(spec)
         yield RoundStarted(1, 10, "prefill")
         yield Delta("garbled", round_index=1)
@@ -224,7 +224,7 @@ def test_a_retry_starts_the_live_round_over():
 
 
 def test_notices_are_collected():
-    def noticing(spec, *, api_key=None, cancel=None, resume=None):
+    def noticing(spec, *, api_key=None, cancel=None, resume=None, **_):
         yield RunStarted(spec)
         yield Notice("reasoning used the whole round budget", round_index=1)
         yield RunFinished("finished", RunResult(spec=spec, stop_reason="finished"))
@@ -266,7 +266,7 @@ def test_finish_hooks_get_the_result():
 def test_a_resumed_run_starts_from_the_earlier_rounds():
     earlier = RunResult(spec=spec(), rounds=[Round(1, text="old ", finish_reason="length")])
 
-    def resuming(spec, *, api_key=None, cancel=None, resume=None):
+    def resuming(spec, *, api_key=None, cancel=None, resume=None, **_):
         assert resume is earlier
         yield RunStarted(spec, resumed_rounds=1)
         yield RunFinished("finished", resume)
@@ -297,7 +297,7 @@ def test_the_gauge_bills_the_prompt_again_for_every_round():
         Round(2, text="b" * 400, prompt_tokens=150, completion_tokens=100, finish_reason="stop"),
     ]
 
-    def two(spec, *, api_key=None, cancel=None, resume=None):
+    def two(spec, *, api_key=None, cancel=None, resume=None, **_):
         yield RunStarted(spec)
         for r in rounds:
             yield RoundFinished(r)

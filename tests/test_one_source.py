@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 from core.continuation import budget, validation
 from core.services.snapshot import gauge_for
 from core.services.specs import make_spec, with_model
@@ -34,6 +37,32 @@ def test_the_gauge_and_the_refusal_count_a_prompt_alike() -> None:
     assert gauge_for(spec, []).prompt_tokens == tokens
     problems = validation.spec_problems(spec)
     assert problems and f"about {tokens:,} tokens" in str(problems[0])
+
+
+def callers(name: str) -> list[str]:
+    """The files of core/ and pages/ that call a function called ``name``."""
+    root = Path(__file__).resolve().parents[1]
+    found = set()
+    for path in [*root.joinpath("core").rglob("*.py"), *root.joinpath("pages").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            func = node.func if isinstance(node, ast.Call) else None
+            if getattr(func, "id", None) == name or getattr(func, "attr", None) == name:
+                found.add(path.relative_to(root).as_posix())
+    return sorted(found)
+
+
+def test_a_run_is_validated_where_the_engine_starts_and_by_the_front_ends_that_refuse_first() -> None:
+    """The engine checks every spec; the front ends that answer before a run exists (exit 2, the
+    Studio's message, a 400) call the same check and hand the engine the proof: nobody else checks a
+    run (tests/test_validation_once.py counts one check a run). A batch's rows are checked when it is
+    created (one row error each)."""
+    assert callers("validate_spec") == [
+        "core/cli/run.py",
+        "core/continuation/engine.py",
+        "core/serve/body.py",
+        "core/services/jobs.py",
+    ]
+    assert callers("spec_problems") == ["core/continuation/validation.py", "core/services/batch/specs.py"]
 
 
 def test_the_live_gauge_prices_cached_input_like_the_rounds() -> None:

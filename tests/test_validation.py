@@ -2,7 +2,8 @@
 
 The command line goes through ``core.cli.main`` in-process (argparse types and
 ``validate_spec`` before anything is sent); the pages' messages are in
-tests/test_pages_studio.py.
+tests/test_pages_studio.py; the engine's own check, and that each run is checked once, in
+tests/test_validation_once.py.
 """
 
 from __future__ import annotations
@@ -113,16 +114,15 @@ def fitting_chars(problem: str) -> int:
 
 
 def test_the_window_check_refuses_exactly_what_the_engine_would_not_send(demo_server: str) -> None:
-    """At the size the message advises the engine sends a round; a little more and it sends nothing."""
+    """At the size the message advises the engine sends a round; a little more and the engine's own
+    check refuses it with the same words, sending nothing (tests/test_validation_once.py counts)."""
     fit = fitting_chars(messages(spec("x" * 30_000, context_window=8192))[0])
     fits = spec("x" * fit, base_url=demo_server, context_window=8192, max_rounds=1)
     too_big = spec("x" * (fit + 40), base_url=demo_server, context_window=8192, max_rounds=1)
     assert (spec_problems(fits), len(spec_problems(too_big))) == ([], 1)
     ends = [e for s in (fits, too_big) for e in engine.run(s) if isinstance(e, RunFinished)]
-    assert [(e.stop_reason, len(e.result.rounds)) for e in ends] == [
-        ("max_rounds", 1),
-        ("context_exhausted", 0),
-    ]
+    assert [(e.stop_reason, len(e.result.rounds)) for e in ends] == [("max_rounds", 1), ("error", 0)]
+    assert ends[1].error is not None and ends[1].error.message == str(messages(too_big)[0])
 
 
 def test_a_10_mb_prompt_is_refused_by_size_even_when_the_window_is_unknown() -> None:

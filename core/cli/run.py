@@ -219,7 +219,7 @@ def execute(
 
     The spec is validated (:func:`core.continuation.validation.validate_spec`) once the model's
     window is known and before the prompt is sent: a ConfigError (exit 2) names
-    every problem.
+    every problem. The engine gets the proof and does not check it again.
     """
     client = Client(target.base_url, target.api_key, key_hint=target.provider.key_hint(), timeouts=timeouts)
     progress = Progress(sys.stderr, spec.context_window, enabled=not quiet)
@@ -230,9 +230,11 @@ def execute(
         with on_stop_signal(lambda *_: cancel.cancel()):  # Ctrl+C, SIGTERM, SIGHUP: stop as cancelled
             store = open_history() if save else None  # before the first request
             apply_model_meta(spec, client, progress, keep_window=keep_window)
-            validate_spec(spec)
+            checked = validate_spec(spec)  # exit 2 before any request, run or output file
             progress.window = spec.context_window
-            events = run_engine(spec, api_key=target.api_key, cancel=cancel, resume=resume, client=client)
+            events = run_engine(
+                spec, api_key=target.api_key, cancel=cancel, resume=resume, client=client, checked=checked
+            )
             if store is not None:
                 store.mark_interrupted()
                 recorder = Recorder(store, resume=resume, autoflush=True)
@@ -254,11 +256,13 @@ def execute(
 
 def report(args: argparse.Namespace, finished: RunFinished) -> int:
     result = finished.result
+    parts = result.text_parts()  # written piece by piece: a long answer is never copied whole
     if args.output:
-        args.output.write_text(result.text, encoding="utf-8")
+        with args.output.open("w", encoding="utf-8") as out:
+            out.writelines(parts)
     else:
-        sys.stdout.write(result.text)
-        if result.text and not result.text.endswith("\n"):
+        sys.stdout.writelines(parts)
+        if not next((part for part in reversed(parts) if part), "\n").endswith("\n"):
             sys.stdout.write("\n")
         sys.stdout.flush()
     if args.transcript:

@@ -34,6 +34,7 @@ from core.continuation.ledger import Ledger
 from core.continuation.planning import plan_round
 from core.continuation.rounds import Outcome, Plan, RetryPolicy, RoundStreamer, Step
 from core.continuation.strategies import Think, get_strategy
+from core.continuation.validation import Checked, validate_spec
 from core.types import (
     TRUNCATED_FINISH_REASONS,
     CancelToken,
@@ -77,15 +78,17 @@ def run(
     client: Client | None = None,
     timeouts: Timeouts | None = None,
     retry: RetryPolicy | None = None,
+    checked: Checked | None = None,
 ) -> Iterator[Event]:
     """Run (or resume) a continuation run, yielding events. See the module docstring.
 
     ``client``: an existing client to use (not closed here); else one is made
     from ``spec.base_url`` and ``api_key`` and closed at the end. ``retry``:
-    waits and limits for retries (tests pass tiny waits).
+    waits and limits for retries (tests pass tiny waits). The spec is validated before the first request
+    (a refused one ends the run with ``"error"``), unless ``checked`` is a front end's proof it was.
     """
     runner = _Runner(spec, api_key, cancel or CancelToken(), resume, client, timeouts, retry or RetryPolicy())
-    steps = runner.events()
+    steps = runner.events(checked)
     try:
         for step in steps:  # the Delta events of one network read come as one list: hand them out
             if isinstance(step, list):
@@ -156,9 +159,10 @@ class _Runner:
 
     # ------------------------------------------------------------ top level
 
-    def events(self) -> Generator[Step, None, None]:
+    def events(self, checked: Checked | None = None) -> Generator[Step, None, None]:
         yield RunStarted(self.spec, resumed_rounds=self.resumed)
         try:
+            validate_spec(self.spec, checked)  # before anything is sent; once, given a front end's proof
             self.strategy = get_strategy(self.spec.strategy)
             if self.client is None:
                 self.client = Client(self.spec.base_url, self.api_key, timeouts=self.timeouts)

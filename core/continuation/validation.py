@@ -1,31 +1,40 @@
 """Every run parameter checked in one place, with messages a person can act on.
 
-The command line (its argument types and, before a run is sent, the whole
-spec), the Studio and Settings pages and :meth:`core.services.jobs.JobManager.start` all
-use these checks, so a value is refused with the same words everywhere::
+:func:`core.continuation.engine.run` checks its spec with :func:`validate_spec` before the
+first request and ends a refused run with the problems as its error (``ConfigError``); the
+text so far is kept. A front end that must refuse before it creates a run (the command
+line exits 2, the Studio answers next to the form, the endpoint answers 400) calls the same
+:func:`validate_spec` first and hands its :class:`Checked` to the engine, which does not
+check that spec again. The argument types and the pages' fields use :func:`core.bounds.check`,
+so a value is refused with the same words everywhere::
 
-    check("max_tokens", 0)     -> "Max tokens per round must be at least 1 (got 0)."
-    spec_problems(spec)        -> [Problem(field, message, hint), ...]  (empty: fine)
-    validate_spec(spec)        -> None, or raises ConfigError naming every problem
+    check("max_tokens", 0)        -> "Max tokens per round must be at least 1 (got 0)."
+    spec_problems(spec)           -> [Problem(field, message, hint), ...]  (empty: fine)
+    validate_spec(spec)           -> Checked, or raises Invalid (a ConfigError) naming every problem
+    validate_spec(spec, checked)  -> checked at once, when it covers spec unchanged
 
 A prompt is refused before anything is sent when it is empty, larger than
 :data:`MAX_PROMPT_CHARS`, or does not leave room for an answer in the model's
 context window. The window check uses the engine's own first-round estimate
-(:mod:`core.continuation.budget`), so a prompt refused here is one the engine would stop on
-with ``context_exhausted``; the message gives the numbers. Nothing here does I/O.
+(:mod:`core.continuation.budget`), so a prompt refused here is one the engine could not
+send; the message gives the numbers. Nothing here does I/O; each check is logged at
+DEBUG (``core.continuation.validation``).
 """
 
 from __future__ import annotations
 
+import copy
+import logging
 from dataclasses import dataclass
 
 from core.bounds import BOUNDS, check
 from core.continuation import budget
-from core.types import STRATEGIES, RunSpec
+from core.types import STRATEGIES, ErrorInfo, RunSpec
 from core.wire.errors import ConfigError
 
 __all__ = [
     "MAX_PROMPT_CHARS",
+    "Checked",
     "Invalid",
     "Problem",
     "prompt_size",
@@ -37,6 +46,8 @@ __all__ = [
 # A larger prompt is a mistake (a wrong file) and would only be refused by the server
 # after a long upload.
 MAX_PROMPT_CHARS = 5_000_000
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -136,6 +147,7 @@ def spec_problems(spec: RunSpec) -> list[Problem]:
     if not str(spec.model or "").strip():
         problems.append(Problem("model", "No model is chosen.", "Pick or type a model id."))
     problems.extend(_prompt_problems(spec))
+    log.debug("checked the settings of a run on %s: %d problems", spec.model, len(problems))
     return problems
 
 
@@ -146,12 +158,37 @@ class Invalid(ConfigError):
         super().__init__(message, hint)
         self.problems = problems
 
+    def to_info(self) -> ErrorInfo:
+        """A run the engine refused ends with a ConfigError, as the pages and the endpoint name it."""
+        info = super().to_info()
+        info.kind = "ConfigError"
+        return info
 
-def validate_spec(spec: RunSpec) -> None:
-    """Raise :class:`Invalid` (a ConfigError) naming every problem of ``spec`` (see :func:`spec_problems`)."""
+
+@dataclass(frozen=True, eq=False)
+class Checked:
+    """Proof that :func:`validate_spec` passed a spec: hand it to the engine (``checked=``).
+
+    It holds a copy of the spec's values as checked (the texts are shared, not copied), so it
+    covers that spec only while it is unchanged: a spec edited after the check is checked again.
+    """
+
+    seen: RunSpec
+
+    def covers(self, spec: RunSpec) -> bool:
+        return self.seen == spec
+
+
+def validate_spec(spec: RunSpec, checked: Checked | None = None) -> Checked:
+    """The proof that ``spec`` may run, or :class:`Invalid` (a ConfigError) naming every problem.
+
+    ``checked``: what an earlier call returned; when it covers ``spec``, nothing is checked again.
+    """
+    if checked is not None and checked.covers(spec):
+        return checked
     problems = spec_problems(spec)
     if not problems:
-        return
+        return Checked(copy.deepcopy(spec))
     if len(problems) == 1:
         raise Invalid(problems[0].message, problems[0].hint or None, problems)
     listed = " ".join(p.message for p in problems)

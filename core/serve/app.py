@@ -265,6 +265,7 @@ class Service:
             loop=asyncio.get_running_loop(),
             retry=self.config.retry,
             opening=ask.opening,
+            checked=ask.checked,
         )
         self.runs.add(run)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.bounds import check
-from core.continuation.validation import validate_spec
+from core.continuation.validation import Checked, validate_spec
 from core.services.providers import Provider
 from core.services.specs import make_spec
 from core.types import STRATEGIES, RunSpec
@@ -104,6 +104,7 @@ class Ask:
     include_usage: bool = False
     kind: str = "chat"  # or "text" (/v1/completions)
     opening: str = ""  # a trailing assistant message: the answer goes on from it
+    checked: Checked | None = None  # the spec's validation, handed to the engine (not repeated)
 
 
 def parse_chat(body: Any, defaults: Defaults, info: ModelInfo | None) -> Ask:
@@ -137,9 +138,7 @@ def parse_text(body: Any, defaults: Defaults, info: ModelInfo | None) -> Ask:
         raise BadRequest("'prompt' must be one non-empty string", param="prompt")
     if body.get("echo") or body.get("suffix") or (body.get("best_of") or 1) > 1:
         raise BadRequest("echo, suffix and best_of are not supported", param="echo")
-    ask = _ask(body, [{"role": "user", "content": prompt}], defaults, info, kind="text")
-    ask.spec.strategy, ask.spec.template = "completions", RAW_PROMPT_TEMPLATE
-    return ask
+    return _ask(body, [{"role": "user", "content": prompt}], defaults, info, kind="text")
 
 
 def _object(body: Any) -> dict[str, Any]:
@@ -227,8 +226,8 @@ def _ask(
             target_tokens=_budget(body, ext, defaults),
             cost_limit=cost_limit,
             context_window=defaults.context_window,
-            strategy=ext.get("strategy") or defaults.strategy,
-            template=defaults.template,
+            strategy="completions" if kind == "text" else ext.get("strategy") or defaults.strategy,
+            template=RAW_PROMPT_TEMPLATE if kind == "text" else defaults.template,
             temperature=_number(body.get("temperature"), "temperature", "temperature"),
             top_p=_number(body.get("top_p"), "top_p", "top_p"),
             seed=body.get("seed") if isinstance(body.get("seed"), int) else None,
@@ -236,11 +235,12 @@ def _ask(
             extra_body=extra,
             title="",
         )
-        validate_spec(spec)
+        checked = validate_spec(spec)  # a 400 before any run; the engine gets the proof
     except ConfigError as exc:
         raise BadRequest(str(exc)) from None
     return Ask(
         spec=spec,
+        checked=checked,
         stream=body.get("stream") is True,
         include_usage=isinstance(stream_options, dict) and stream_options.get("include_usage") is True,
         kind=kind,

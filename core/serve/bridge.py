@@ -24,6 +24,7 @@ from core.types import CancelToken, ErrorInfo, Event, RunFinished, RunResult, Ru
 
 if TYPE_CHECKING:
     from core.continuation.rounds import RetryPolicy
+    from core.continuation.validation import Checked
     from core.services.store import Store
     from core.wire.client import Client
 
@@ -105,9 +106,11 @@ class ServeRun:
         loop: asyncio.AbstractEventLoop,
         retry: RetryPolicy | None = None,
         opening: str = "",
+        checked: Checked | None = None,
     ) -> None:
         self.spec = spec
         self._retry = retry
+        self._checked = checked  # the request's validation (a 400 otherwise): the engine does not repeat it
         self._resume = steering.opening(spec, opening) if opening else None  # the answer goes on from it
         self.run_id = str(uuid.uuid4())
         self.saved = store is not None
@@ -145,6 +148,7 @@ class ServeRun:
             resume=resume,
             client=self._client,
             retry=self._retry,
+            checked=self._checked,
         )
         if store is not None:
             recorder = Recorder(store, run_id=self.run_id, resume=resume, autoflush=True)

@@ -46,6 +46,7 @@ from core.types import (
 from core.wire.redaction import redact
 
 if TYPE_CHECKING:
+    from core.continuation.validation import Checked
     from core.wire.client import Timeouts
 
 log = logging.getLogger(__name__)
@@ -209,10 +210,17 @@ class Job:
         self._cond.notify_all()
 
     def _run(
-        self, runner: Runner, api_key: str | None, resume: RunResult | None, timeouts: Timeouts | None = None
+        self,
+        runner: Runner,
+        api_key: str | None,
+        resume: RunResult | None,
+        timeouts: Timeouts | None = None,
+        checked: Checked | None = None,
     ) -> None:
         saw_finish = False
         extra: dict[str, Any] = {"timeouts": timeouts} if timeouts is not None else {}
+        if checked is not None:  # the manager validated the spec: the engine need not again
+            extra["checked"] = checked
         try:
             events = runner(self.spec, api_key=api_key, cancel=self.cancel_token, resume=resume, **extra)
             try:

@@ -80,11 +80,12 @@ class JobManager:
     ) -> Job:
         """Start ``spec`` in a new worker thread; returns at once.
 
-        Raises :class:`~core.wire.errors.ConfigError` (nothing started, nothing sent) when
-        :func:`core.continuation.validation.validate_spec` refuses the spec. ``timeouts`` go to the
-        engine's client (default: :class:`core.wire.client.Timeouts`).
+        Raises :class:`~core.continuation.validation.Invalid` (a ConfigError: no job, nothing
+        sent) when :func:`core.continuation.validation.validate_spec` refuses the spec; the engine
+        gets the proof (``checked``) and does not check again. ``timeouts`` go to the engine's
+        client (default: :class:`core.wire.client.Timeouts`).
         """
-        validate_spec(spec)
+        checked = validate_spec(spec)
         runner = self._runner or _default_runner()
         job = Job(secrets.token_urlsafe(18), spec, resume=resume)
         job.timeouts = timeouts
@@ -93,7 +94,7 @@ class JobManager:
             self._jobs[job.id] = job
 
         def work() -> None:
-            job._run(runner, api_key, resume, timeouts)
+            job._run(runner, api_key, resume, timeouts, checked)
             result = job.snapshot().result
             for hook in list(self.on_finish):
                 if result is None:
