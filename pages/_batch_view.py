@@ -1,7 +1,8 @@
 """A batch on screen: progress, the item table, downloads, stop or resume, live while it runs.
 
 UI glue only: the numbers are :class:`core.services.batch.BatchProgress` (from
-the live runner, else from the history); the buttons call the actions of
+the live runner, else from the history, which also has the batch workers' items and which
+workers hold them, on any machine); the buttons call the actions of
 ``pages/_batches.py``. While the batch runs, :func:`batch_panel` redraws the
 progress every :data:`STATUS_EVERY` seconds and the table every
 :data:`TABLE_EVERY` seconds, until the batch ends or the session reruns.
@@ -11,15 +12,16 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from core.services.batch import EXPORT_FORMATS, BatchProgress, BatchRunner, export_batch, stored_progress
+from core.services.batch import EXPORT_FORMATS, BatchProgress, export_batch, stored_progress
 from core.services.export import slugify
 from core.services.store import Batches, BatchRecord
-from pages._batches import batch_manager, resume_batch, show_batch, stop_batch
+from pages._batches import batch_manager, hand_to_workers, resume_batch, show_batch, stop_batch
 from pages._blocks import inert
 from pages._format import money
 from pages._history import history
@@ -120,6 +122,19 @@ def _header(record: BatchRecord, p: BatchProgress, live: bool) -> None:
     if live:
         row.button("Stop", icon=":material/stop:", on_click=stop_batch, args=(record.id,), key="batch_stop")
         row.caption("Stopping keeps every answer so far; resume continues where each one was.")
+    elif p.for_workers and p.queued + p.running + p.stopped:
+        row.button(
+            "Take back",
+            icon=":material/undo:",
+            on_click=hand_to_workers,
+            args=(record.id, False),
+            key="batch_take_back",
+        )
+        row.caption("Handed to batch workers: they take no new item once it is taken back.")
+    elif p.for_workers:
+        row.caption("Run by batch workers.")
+    elif p.workers:
+        row.caption("Taken back: the batch workers finish the items they hold.")
     elif left:
         row.button(
             f"Resume {left} runs",
@@ -129,40 +144,90 @@ def _header(record: BatchRecord, p: BatchProgress, live: bool) -> None:
             args=(record.id,),
             key="batch_resume",
         )
+        row.button(
+            "Hand to workers",
+            icon=":material/lan:",
+            on_click=hand_to_workers,
+            args=(record.id,),
+            key="batch_hand_over",
+            help="Let `python -m core batch-worker` processes (any machine sharing this history) run what is left.",
+        )
         row.caption("Finished answers are not redone.")
     row.button("New batch", icon=":material/add:", on_click=show_batch, args=(None,), type="tertiary")
 
 
-def _follow(runner: BatchRunner, status: Any, table: Any) -> None:
-    """Redraw the progress (and now and then the table) until the batch ends, then rerun."""
+def draw_workers(box: Any, p: BatchProgress) -> None:
+    """The batch workers holding items now (from the history: every machine's)."""
+    if not p.workers and not (p.for_workers and p.queued + p.running + p.stopped):
+        box.empty()
+        return
+    if not p.workers:
+        box.info(
+            "Waiting for a batch worker: start `python -m core batch-worker` on any machine that shares "
+            "this history (see the README's PostgreSQL section).",
+            icon=":material/lan:",
+        )
+        return
+    box.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "worker": f"{w.host}:{w.pid}",
+                    "items held": w.items,
+                    "last heartbeat": f"{w.beat_age_s:.0f} s ago",
+                    "state": "working" if w.alive else "gone (its items go to another worker)",
+                }
+                for w in p.workers
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+
+
+def _follow(
+    progress: Callable[[], BatchProgress], ended: Callable[[BatchProgress], bool], boxes: Any
+) -> None:
+    """Redraw the progress (and now and then the table) until ``ended``, then rerun."""
+    status, table, workers = boxes
     last_table = time.monotonic()
-    while not runner.done:
-        runner.wait(STATUS_EVERY)
-        p = runner.progress()
+    while True:
+        time.sleep(STATUS_EVERY)
+        p = progress()
         draw_status(status, p)
+        draw_workers(workers, p)
         if time.monotonic() - last_table >= TABLE_EVERY:
             draw_table(table, p)
             last_table = time.monotonic()
+        if ended(p):
+            break
         # Reading session state is a yield point: a click or a reload ends this loop with a
         # rerun, and the batch goes on untouched.
         st.session_state.get("batch_id")
     st.rerun()
 
 
+def _stored(batch_id: str) -> BatchProgress:
+    """The batch as the history has it, every worker's items included."""
+    store = history()
+    store.mark_interrupted()  # an item whose process died is not "running" (housekeeping: never waits)
+    return stored_progress(store, batch_id)
+
+
 def batch_panel(batch_id: str) -> None:
     """The batch ``batch_id``: live while its runner runs here, else as stored, with its downloads."""
-    store = history()
-    record = Batches(store).get(batch_id)
+    record = Batches(history()).get(batch_id)
     runner = batch_manager().get(batch_id)
     live = runner is not None and not runner.done
-    p = runner.progress() if runner is not None else stored_progress(store, batch_id)
+    p = runner.progress() if runner is not None and not record.workers else _stored(batch_id)
     _header(record, p, live)
-    status, table = st.empty(), st.empty()
+    status, workers, table = st.empty(), st.empty(), st.empty()
     draw_status(status, p)
+    draw_workers(workers, p)
     draw_table(table, p)
-    if not live:
-        if p.finished or p.failed or p.stopped:
-            downloads(batch_id, record.title)
-        return
-    assert runner is not None
-    _follow(runner, status, table)
+    if live and runner is not None:
+        _follow(runner.progress, lambda _: runner.done, (status, table, workers))
+    elif p.state == "running":  # run by batch workers, or by another app server: followed from the history
+        _follow(lambda: _stored(batch_id), lambda q: q.state != "running", (status, table, workers))
+    elif p.finished or p.failed or p.stopped:
+        downloads(batch_id, record.title)

@@ -1,4 +1,5 @@
-"""The batch behind the Batch page: its runners, the batch on screen, the rows given, start, stop, resume.
+"""The batch behind the Batch page: its runners, the batch on screen, the rows given, start, stop, resume,
+handing a batch to batch workers and taking it back.
 
 UI glue only (batches themselves are ``core.services.batch``, stored with
 ``core.services.store.Batches``). The runners live in one
@@ -25,6 +26,7 @@ from core.services.batch import (
 from core.services.batch.specs import settings_from_dict
 from core.services.providers import Provider, get_provider
 from core.services.store import Batches
+from core.services.store.claims import Claims
 from core.types import RunSpec
 from core.wire.errors import ContinuumError
 from pages import _common as common
@@ -141,7 +143,8 @@ def start_batch() -> None:
         return
     p = common.provider()
     key, _ = common.key_for(p.id)
-    if p.needs_key and not key:
+    to_workers = bool(st.session_state.get("batch_to_workers"))
+    if p.needs_key and not key and not to_workers:  # workers use their own keys
         flash("error", f"No API key for {p.label}: {p.key_hint()}.")
         return
     settings = _form_settings(p)
@@ -164,15 +167,23 @@ def start_batch() -> None:
         source_data=data,
         concurrency=int(st.session_state.get("batch_concurrency") or DEFAULT_CONCURRENCY),
     )
-    try:
-        batch_manager().start(BatchRunner(store, batch_id, api_key=key, timeouts=session_timeouts()))
-    except ContinuumError as exc:
-        flash("error", str(exc))
+    if to_workers:
+        Claims(store).hand_over(batch_id)
+    else:
+        try:
+            batch_manager().start(BatchRunner(store, batch_id, api_key=key, timeouts=session_timeouts()))
+        except ContinuumError as exc:
+            flash("error", str(exc))
     show_batch(batch_id)
 
 
 def stop_batch(batch_id: str) -> None:
     batch_manager().stop(batch_id)
+
+
+def hand_to_workers(batch_id: str, workers: bool = True) -> None:
+    """Give the batch to batch workers (``python -m core batch-worker``), or take it back from them."""
+    Claims(history()).hand_over(batch_id, workers)
 
 
 def resume_batch(batch_id: str) -> None:

@@ -139,8 +139,15 @@ def new_batch_panel() -> None:
     with st.expander("Settings for every row", expanded=False):
         settings_panel()
     ready = parsed is not None and bool(parsed.items)
+    st.checkbox(
+        "Run on batch workers",
+        key="batch_to_workers",
+        help="Hand the batch to `python -m core batch-worker` processes, on any machine that shares this "
+        "history (a PostgreSQL database), each with its own key and limits, instead of running it in this app.",
+    )
+    verb = "Hand to workers:" if st.session_state.get("batch_to_workers") else "Start"
     st.button(
-        f"Start {len(parsed.items) if parsed else 0} runs" if ready else "Start",
+        f"{verb} {len(parsed.items) if parsed else 0} runs" if ready else verb.rstrip(":"),
         type="primary",
         icon=":material/play_arrow:",
         disabled=not ready,

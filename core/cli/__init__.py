@@ -1,4 +1,4 @@
-"""The command line: ``python -m core run|probe|models|runs|batch|serve|demo``.
+"""The command line: ``python -m core run|probe|models|runs|batch|batch-worker|serve|demo``.
 
 Exit codes: 0 when a run ended normally (finished or a limit), 1 on error,
 2 on bad usage. Progress goes to stderr; the answer to ``--output`` or stdout.
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.cli.batch import add_batch_parser, cmd_batch
+from core.cli.batch_worker import add_batch_worker_parser, cmd_batch_worker
 from core.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError, on_stop_signal
 from core.cli.run import add_run_parser, cmd_models, cmd_probe, cmd_run
 from core.cli.runs import add_runs_parser, cmd_runs, find_run
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_parser(sub)
     add_runs_parser(sub)
     add_batch_parser(sub)
+    add_batch_worker_parser(sub)
     add_serve_parser(sub)
     demo = sub.add_parser(
         "demo",
@@ -70,6 +72,7 @@ COMMANDS = {
     "models": cmd_models,
     "runs": cmd_runs,
     "batch": cmd_batch,
+    "batch-worker": cmd_batch_worker,
     "serve": cmd_serve,
     "demo": cmd_demo,
 }

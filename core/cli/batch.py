@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import signal
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from core.cli.batch_progress import FOLLOWING, BatchDisplay, Following, drive, duration, progress_line
 from core.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
@@ -29,7 +27,6 @@ from core.cli.common import (
     add_timeout_arguments,
     check_outputs,
     number,
-    on_stop_signal,
     open_target,
     temperature,
     timeouts_from_args,
@@ -39,7 +36,6 @@ from core.cli.run import add_limit_arguments, apply_model_meta, spec_from_args
 from core.services.batch import (
     BatchProgress,
     BatchRunner,
-    ItemProgress,
     RowError,
     check_items,
     concurrency_cap,
@@ -48,9 +44,10 @@ from core.services.batch import (
     parse_items,
     source_digest,
 )
-from core.services.batch.specs import settings_from_dict
+from core.services.batch.specs import settings_dict, settings_from_dict
 from core.services.providers import DEFAULT_PROVIDER, get_provider
 from core.services.store import Batches, BatchRecord, Store
+from core.services.store.claims import Claims
 from core.types import RunSpec
 from core.wire.client import Client
 
@@ -96,69 +93,15 @@ def add_batch_parser(sub: Any) -> None:
         metavar="BATCH_ID",
         help="continue the last batch started from this file (or BATCH_ID); finished items are not redone",
     )
+    batch.add_argument(
+        "--workers",
+        action="store_true",
+        help="hand the batch to batch workers (python -m core batch-worker, on any machine sharing the "
+        "history) instead of running it here, and show their progress until it is done",
+    )
     batch.add_argument("--skip-failed", action="store_true", help="with --resume: do not retry failed items")
     batch.add_argument("--quiet", action="store_true", help="no progress display")
     add_timeout_arguments(batch)
-
-
-# ---------------------------------------------------------------- progress
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-def progress_line(p: BatchProgress, width: int = 20) -> str:
-    filled = round(width * p.fraction)
-    bar = "█" * filled + "░" * (width - filled)
-    cost = f" · ${p.cost:.4f}" if p.cost is not None else ""
-    eta = f" · {_duration(p.eta_s)} left" if p.eta_s is not None else ""
-    limited = f" · {p.rate_limits} rate limits" if p.rate_limits else ""
-    return (
-        f"[{bar}] {p.finished + p.failed}/{p.total} · {p.running} running · {p.failed} failed · "
-        f"{p.tokens:,} tokens{cost} · concurrency {p.limit}/{p.max_limit}{limited} · "
-        f"{_duration(p.elapsed_s)}{eta}"
-    )
-
-
-class BatchDisplay:
-    """Progress on stderr: one redrawn line on a terminal, a line every 10 s otherwise."""
-
-    def __init__(self, stream: TextIO | None = None, enabled: bool = True) -> None:
-        self.stream: TextIO = stream or sys.stderr
-        self.enabled = enabled
-        self.tty = self.stream.isatty()
-        self.every = 0.2 if self.tty else 10.0
-        self._lock = threading.Lock()
-        self._last = 0.0
-
-    def tick(self, p: BatchProgress, force: bool = False) -> None:
-        now = time.monotonic()
-        if not self.enabled or (not force and now - self._last < self.every):
-            return
-        self._last = now
-        with self._lock:
-            if self.tty:
-                self.stream.write("\r\x1b[K" + progress_line(p))
-            else:
-                self.stream.write(progress_line(p) + "\n")
-            self.stream.flush()
-
-    def line(self, text: str) -> None:
-        if not self.enabled:
-            return
-        with self._lock:
-            self.stream.write(("\r\x1b[K" if self.tty else "") + text + "\n")
-            self.stream.flush()
-
-    def item_ended(self, item: ItemProgress) -> None:
-        if item.status == "failed":
-            self.line(f"item {item.id!r} failed: {item.error}")
 
 
 def report_row_errors(name: str, errors: list[RowError], stream: TextIO | None = None) -> None:
@@ -290,6 +233,15 @@ def _run(
     target: Target,
     display: BatchDisplay,
 ) -> BatchProgress:
+    claims = Claims(store)
+    if args.workers:  # the workers run it: store the settings, hand it over, follow them
+        Batches(store).update(batch_id, settings=settings_dict(settings))
+        claims.hand_over(batch_id)
+        display.line(f"batch {batch_id} handed to batch workers: python -m core batch-worker (any machine)")
+        return drive(Following(store, batch_id), display, progress_line, FOLLOWING)
+    if claims.for_workers(batch_id):
+        claims.hand_over(batch_id, workers=False)
+        display.line(f"batch {batch_id} taken back from the batch workers: it runs here")
     cap = concurrency_cap(settings.provider)
     if args.concurrency and args.concurrency > cap:
         display.line(f"note: concurrency capped at {cap} for {target.provider.label}")
@@ -303,7 +255,7 @@ def _run(
         timeouts=timeouts_from_args(args),
         on_item=display.item_ended,
     )
-    return _drive(runner, display)
+    return drive(runner, display, progress_line)
 
 
 def _new_settings(args: argparse.Namespace, target: Target, display: BatchDisplay) -> RunSpec:
@@ -317,31 +269,6 @@ def _new_settings(args: argparse.Namespace, target: Target, display: BatchDispla
     ) as client:
         apply_model_meta(settings, client, display, keep_window=bool(args.context_window))  # type: ignore[arg-type]
     return settings
-
-
-def _drive(runner: BatchRunner, display: BatchDisplay) -> BatchProgress:
-    """Run with a progress display; the first Ctrl-C (or SIGTERM, SIGHUP) stops the batch, a second one aborts."""
-    stopped = threading.Event()
-
-    def on_stop(signum: int, _frame: object) -> None:
-        if stopped.is_set():
-            raise KeyboardInterrupt
-        stopped.set()
-        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        display.line(
-            f"stopping ({name}): items in flight are saved and can be resumed (Ctrl-C again to abort)"
-        )
-        runner.stop()
-
-    with on_stop_signal(on_stop):
-        runner.start()
-        while not runner.wait(display.every if display.enabled else 1.0):
-            display.tick(runner.progress())
-    progress = runner.progress()
-    display.tick(progress, force=True)
-    if display.tty:
-        display.line("")
-    return progress
 
 
 def _write_outputs(args: argparse.Namespace, store: Store, batch_id: str) -> None:
@@ -360,9 +287,16 @@ def _write_outputs(args: argparse.Namespace, store: Store, batch_id: str) -> Non
 def _finish(args: argparse.Namespace, p: BatchProgress, rejected: int, display: BatchDisplay) -> int:
     cost = f", ${p.cost:.4f}" if p.cost is not None else ""
     rows = f"; {rejected} bad rows skipped" if rejected else ""
+    if p.for_workers and p.state == "running":  # stopped following: the workers go on
+        print(f"batch {p.batch_id}: {p.ended}/{p.total} done so far by the workers{rows}", file=sys.stderr)
+        print(
+            f"follow it again with: python -m core batch {args.input} --resume {p.batch_id} --workers",
+            file=sys.stderr,
+        )
+        return EXIT_STOPPED
     print(
         f"batch {p.batch_id}: {p.finished} finished, {p.failed} failed, {p.stopped + p.queued} not done"
-        f" · {p.tokens:,} tokens{cost} · {_duration(p.elapsed_s)}{rows}",
+        f" · {p.tokens:,} tokens{cost} · {duration(p.elapsed_s)}{rows}",
         file=sys.stderr,
     )
     if p.state == "stopped" or p.failed:

@@ -13,6 +13,13 @@
 - :mod:`core.services.batch.runner` — :class:`BatchRunner`: worker threads, one run per
   item linked to the batch in the store, stop and resume without redoing
   finished items; :class:`BatchProgress` snapshots (:mod:`core.services.batch.progress`).
+- :mod:`core.services.batch.worker` — :class:`BatchWorker` (``python -m core batch-worker``):
+  items of the batches handed to workers, taken from the shared history
+  (:mod:`core.services.store.claims`) and run here with this machine's key and limits; an item
+  whose worker died is taken again and its run resumed. :func:`stored_progress` shows every
+  worker's items and which workers hold them.
+- :mod:`core.services.batch.item_runs`, :mod:`core.services.batch.control` — what the runner
+  and the worker share: an item's run opened (resumed or new), a thread's transport; run, wait, stop.
 - :mod:`core.services.batch.export` — JSONL of transcripts, CSV summary, ZIP of Markdown.
 - :mod:`core.services.batch.manager` — :func:`create_batch`, :class:`BatchManager`.
 
@@ -45,6 +52,7 @@ from core.services.batch.specs import (
     item_spec,
 )
 from core.services.batch.transport import LimitedTransport
+from core.services.batch.worker import BatchWorker, WorkerProgress
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -56,6 +64,7 @@ __all__ = [
     "BatchManager",
     "BatchProgress",
     "BatchRunner",
+    "BatchWorker",
     "InputError",
     "ItemProgress",
     "ItemResult",
@@ -64,6 +73,7 @@ __all__ = [
     "ParsedInput",
     "RowError",
     "Slot",
+    "WorkerProgress",
     "batch_results",
     "check_items",
     "concurrency_cap",

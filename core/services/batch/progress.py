@@ -1,17 +1,20 @@
 """What a batch looks like at a moment: :class:`BatchProgress` and one :class:`ItemProgress` per item.
 
 Built by a running :class:`~core.services.batch.runner.BatchRunner`, or from the store
-alone (:func:`stored_progress`) for a batch that no process is running.
+alone (:func:`stored_progress`) for a batch that no process here is running: that one also
+says whether the batch is handed to batch workers and which workers hold its items now, on
+whatever host they run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from core.services.batch.limiter import LimiterStats
 from core.services.store import Batches, BatchItemRow, Store
+from core.services.store.claims import Claims, WorkerInfo
 
 ItemStatus = Literal["queued", "running", "finished", "failed", "stopped"]
 ITEM_STATUSES: tuple[str, ...] = ("queued", "running", "finished", "failed", "stopped")
@@ -65,6 +68,8 @@ class BatchProgress:
     in_flight: int
     rate_limits: int
     items: tuple[ItemProgress, ...]
+    for_workers: bool = False  # handed to batch workers (python -m core batch-worker)
+    workers: tuple[WorkerInfo, ...] = ()  # the workers holding its items now (from the history)
 
     @property
     def ended(self) -> int:
@@ -132,7 +137,12 @@ def build_progress(
 
 
 def stored_progress(store: Store, batch_id: str) -> BatchProgress:
-    """The batch as the store has it (state "stopped" while items are left, else "done")."""
+    """The batch as the store has it, every worker's items included: "running" while an item
+    runs (or, handed to workers, while items are left), else "stopped" or "done"."""
     items = [item_from_row(row) for row in Batches(store).items(batch_id)]
-    running = any(i.status == "running" for i in items)
-    return build_progress(batch_id, "running" if running else "stopped", items)
+    claims = Claims(store)
+    handed = claims.for_workers(batch_id)
+    left = any(i.status in ("queued", "running", "stopped") for i in items)
+    running = any(i.status == "running" for i in items) or (handed and left)
+    progress = build_progress(batch_id, "running" if running else "stopped", items)
+    return replace(progress, for_workers=handed, workers=tuple(claims.workers(batch_id)))

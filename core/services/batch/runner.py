@@ -26,23 +26,24 @@ import logging
 import ssl
 import threading
 import time
-import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
-from typing import Any, cast
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any
 
 import httpx
 
 from core.continuation import engine
 from core.continuation.rounds import RetryPolicy
+from core.services.batch.control import ItemThreads
 from core.services.batch.inputs import BatchItem
+from core.services.batch.item_runs import limited_transport, open_item_run
 from core.services.batch.limiter import AdaptiveLimiter
-from core.services.batch.pacing import DEFAULT_INTERVAL, paced_transport
+from core.services.batch.pacing import DEFAULT_INTERVAL
 from core.services.batch.progress import BatchProgress, ItemProgress, build_progress, item_status
 from core.services.batch.specs import effective_concurrency, item_spec, settings_dict, settings_from_dict
-from core.services.batch.transport import LimitedTransport
 from core.services.batch.writer import WriteBehindStore
 from core.services.store import Batches, BatchItemRow, Recorder, Store, StoreError
+from core.services.store.claims import Claims
 from core.types import (
     CancelToken,
     Delta,
@@ -52,7 +53,6 @@ from core.types import (
     RunResult,
     RunSpec,
 )
-from core.wire import pinning
 from core.wire.client import Client, Timeouts
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class _Item:
         )
 
 
-class BatchRunner:
+class BatchRunner(ItemThreads[BatchProgress]):
     """Runs (or resumes) one stored batch. See the module docstring.
 
     ``settings``: shared settings to use instead of the stored ones (a resume
@@ -152,6 +152,7 @@ class BatchRunner:
         self.batch_id = batch_id
         self.batches = Batches(store)
         record = self.batches.get(batch_id)
+        Claims(store).check_not_held(batch_id)  # a batch handed to workers is theirs
         self.settings = settings if settings is not None else settings_from_dict(record.settings)
         requested = concurrency if concurrency is not None else record.concurrency
         self.concurrency = effective_concurrency(requested, self.settings.provider)
@@ -175,7 +176,7 @@ class BatchRunner:
         self._ended_at: float | None = None
         self._ended_now = 0  # items ended in this session (for the time left)
         self._workers = 0  # worker threads still running
-        self._cancels: dict[int, CancelToken] = {}
+        self._cancels: dict[Hashable, CancelToken] = {}
         store.mark_interrupted()
         rows = self.batches.items(batch_id)
         busy = [r.item_id for r in rows if r.status == "running" and r.run_id and store.is_active(r.run_id)]
@@ -211,29 +212,11 @@ class BatchRunner:
                 target=self._worker, args=(n * self.stagger,), name=f"continuum-batch-{n}", daemon=True
             ).start()
 
-    def run(self) -> BatchProgress:
-        """Start and block until every item has ended (or the batch was stopped)."""
-        self.start()
-        self.wait()
-        return self.progress()
-
     def stop(self) -> None:
         """Stop: no new item starts, items in flight are cancelled (their runs stay resumable)."""
         with self._lock:
             self._stopping = True
-            cancels = list(self._cancels.values())
-        self._halt.set()
-        for cancel in cancels:
-            cancel.cancel()
-        self.limiter.wake_all()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """True once the batch has ended (all items done, or stopped and settled)."""
-        return self._done.wait(timeout)
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
+        self._cancel_in_flight()
 
     @property
     def store_errors(self) -> int:
@@ -287,9 +270,9 @@ class BatchRunner:
 
     def _worker(self, delay: float) -> None:
         client: Client | None = None
-        network = pinning.checked_network(self.settings.base_url)  # shared server: checked addresses only
-        paced = paced_transport(self._ssl_context(), self.read_interval, network=network)
-        transport = LimitedTransport(self.limiter, pinning.RefusalsAsErrors(paced))
+        transport = limited_transport(
+            self.settings.base_url, self.limiter, self._ssl_context(), self.read_interval
+        )
         try:
             self._halt.wait(delay)  # slow start: see ``stagger``
             while (taken := self._next()) is not None:
@@ -337,18 +320,14 @@ class BatchRunner:
 
     def _open(self, item: _Item, spec: RunSpec) -> tuple[Recorder, RunResult | None]:
         """The item's recorder, and its stored run to resume (None: a new run, linked first)."""
-        store = self.store
         assert self._writer is not None
-        writes = cast(Store, self._writer)  # the Store methods a Recorder calls, written behind
-        if item.run_id is not None and store.exists(item.run_id):
-            result = store.load(item.run_id)
-            return Recorder(writes, resume=result, flush_interval=FLUSH_INTERVAL), result
-        run_id = str(uuid.uuid4())
-        self._writer.submit(self.batches.link, self.batch_id, item.position, run_id)  # linked first
-        self._writer.create_run(spec, run_id=run_id, batch_id=self.batch_id)
-        with self._lock:
-            item.run_id, item.rounds, item.tokens, item.cost = run_id, 0, 0, None
-        return Recorder(writes, run_id=run_id, flush_interval=FLUSH_INTERVAL), None
+        recorder, resume, run_id = open_item_run(
+            self._writer, self.batch_id, item.position, item.run_id, spec, flush_interval=FLUSH_INTERVAL
+        )
+        if resume is None:
+            with self._lock:
+                item.run_id, item.rounds, item.tokens, item.cost = run_id, 0, 0, None
+        return recorder, resume
 
     def _run_item(self, item: _Item, cancel: CancelToken, client: Client) -> None:
         spec = item_spec(self.settings, BatchItem.from_dict(item.row.item), self._models)

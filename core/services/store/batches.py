@@ -21,6 +21,7 @@ from typing import Any
 from core.types import ErrorInfo
 
 from .db import StoreError
+from .query import changeable, seen_batches
 from .rows import dumps, error_from_json, json_object
 from .runs import Store
 from .sanitize import clean_spec_dict
@@ -36,6 +37,7 @@ class BatchRecord:
     source_sha256: str  # of the input file's bytes ("" when unknown)
     concurrency: int
     settings: dict[str, Any]  # the shared RunSpec as a dict, without messages
+    workers: bool = False  # handed to batch workers (core.services.store.claims)
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ class Batches:
         with self.store._write() as conn:
             conn.execute(
                 "INSERT INTO batches (id, created_at, updated_at, title, source, source_sha256, concurrency,"
-                " settings_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " settings_json, person) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     batch_id,
                     now,
@@ -110,6 +112,7 @@ class Batches:
                     source_sha256,
                     int(concurrency),
                     dumps(clean_spec_dict(settings)),
+                    self.store.viewer,  # the batch, and so its items' runs, belong to the viewer
                 ),
             )
             conn.executemany(
@@ -119,12 +122,16 @@ class Batches:
         return batch_id
 
     def get(self, batch_id: str) -> BatchRecord:
-        rows = self.store._read("SELECT * FROM batches WHERE id = ?", (batch_id,))
+        seen, params = seen_batches(self.store.viewer)
+        rows = self.store._read(f"SELECT * FROM batches WHERE id = ? AND {seen}", (batch_id, *params))
         if not rows:
             raise StoreError(f"no batch {batch_id!r} in the history ({self.store.path})")
         return _record(rows[0])
 
     def items(self, batch_id: str) -> list[BatchItemRow]:
+        seen, params = seen_batches(self.store.viewer)
+        if not self.store._read(f"SELECT 1 FROM batches WHERE id = ? AND {seen}", (batch_id, *params)):
+            return []
         return [_item(row) for row in self.store._read(_ITEM_SQL, (batch_id,))]
 
     def link(self, batch_id: str, position: int, run_id: str) -> None:
@@ -153,17 +160,21 @@ class Batches:
             conn.execute("UPDATE batches SET updated_at = ? WHERE id = ?", (time.time(), batch_id))
 
     def latest_for_source(self, source: str) -> BatchRecord | None:
+        seen, params = seen_batches(self.store.viewer)
         rows = self.store._read(
-            "SELECT * FROM batches WHERE source = ? ORDER BY created_at DESC, rowid DESC LIMIT 1", (source,)
+            f"SELECT * FROM batches WHERE source = ? AND {seen} ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (source, *params),
         )
         return _record(rows[0]) if rows else None
 
     def list(self, limit: int = 50) -> list[BatchSummary]:
         """Newest first, with item counts by run status."""
+        seen, params = seen_batches(self.store.viewer)
         records = [
             _record(r)
             for r in self.store._read(
-                "SELECT * FROM batches ORDER BY created_at DESC, rowid DESC LIMIT ?", (int(limit),)
+                f"SELECT * FROM batches WHERE {seen} ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (*params, int(limit)),
             )
         ]
         summaries = []
@@ -190,7 +201,12 @@ class Batches:
 
     def delete(self, batch_id: str, *, runs: bool = True) -> bool:
         """Delete a batch (and, with ``runs``, its items' runs); False if there was no such batch."""
+        mine, params = changeable(self.store.viewer)
         with self.store._write() as conn:
+            if not conn.execute(
+                f"SELECT 1 FROM batches WHERE id = ? AND {mine}", (batch_id, *params)
+            ).fetchall():
+                return False
             if runs:
                 conn.execute("DELETE FROM runs WHERE batch_id = ?", (batch_id,))
             return conn.execute("DELETE FROM batches WHERE id = ?", (batch_id,)).rowcount > 0
@@ -206,6 +222,7 @@ def _record(row: Any) -> BatchRecord:
         source_sha256=row["source_sha256"],
         concurrency=row["concurrency"],
         settings=json_object(row["settings_json"]),
+        workers=bool(row["workers"]),
     )
 
 

@@ -14,6 +14,7 @@ the text of a long run.
 from __future__ import annotations
 
 from .db import Migration
+from .search import add_search_text
 
 RUNS_AND_ROUNDS = """
 CREATE TABLE runs (
@@ -146,6 +147,34 @@ RUN_SOURCE = """
 ALTER TABLE runs ADD COLUMN source TEXT NOT NULL DEFAULT '';
 """
 
+# Batch workers (core.services.batch.worker, ``python -m core batch-worker`` on any host): a batch
+# handed to workers (``batches.workers`` = 1) has its items taken one by one; an item taken is
+# stamped with its worker (host, pid, process start: as a run's owner) and the worker's
+# heartbeat, so an item whose worker died can be taken again (core.services.store.claims).
+# ``ended`` = 1 once a worker's run of the item has ended: the items left are found through a
+# partial index, not by reading every item's run (a batch of 100,000 items stays quick to take from).
+BATCH_CLAIMS = """
+ALTER TABLE batches ADD COLUMN workers INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE batch_items ADD COLUMN claim_host TEXT;
+ALTER TABLE batch_items ADD COLUMN claim_pid INTEGER;
+ALTER TABLE batch_items ADD COLUMN claim_started TEXT;
+ALTER TABLE batch_items ADD COLUMN claimed_at REAL;
+ALTER TABLE batch_items ADD COLUMN claim_beat REAL;
+ALTER TABLE batch_items ADD COLUMN ended INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX batch_items_by_claim ON batch_items (claim_host, claim_pid) WHERE claim_host IS NOT NULL;
+CREATE INDEX batch_items_open ON batch_items (batch_id, position) WHERE ended = 0;
+"""
+
+# People (issue #14): a run and a batch belong to the person who started them (``person``: the
+# identity provider's issuer and subject, see core.services.people; NULL: nobody — the command
+# line, the endpoint, or a server without sign-in), and a run can be shared with the team.
+OWNERS = """
+ALTER TABLE runs ADD COLUMN person TEXT;
+ALTER TABLE runs ADD COLUMN shared INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE batches ADD COLUMN person TEXT;
+CREATE INDEX runs_by_person ON runs (person, created_at DESC);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_runs_and_rounds", RUNS_AND_ROUNDS),
     Migration("0002_run_list_indexes", RUN_LIST_INDEXES),
@@ -153,4 +182,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0004_batches", BATCHES),
     Migration("0005_threads_and_edits", STEERING),
     Migration("0006_run_source", RUN_SOURCE),
+    Migration("0007_batch_claims", BATCH_CLAIMS),
+    Migration("0008_owners", OWNERS),
+    Migration("0009_search_fold", add_search_text),  # search text folded by Python (.search)
 )
