@@ -12,6 +12,7 @@ import streamlit as st
 
 from pages import _common as common
 from pages import _gate as gate
+from pages import _people as people
 from pages import _replay as replay
 from pages._blocks import inert, inert_code
 from pages._routing import mark_routed
@@ -28,6 +29,8 @@ ICON = (
 
 st.set_page_config(page_title="Continuum", page_icon=ICON, layout="wide")
 if not gate.access_gate():  # a shared server asks for its access password before anything else
+    st.stop()
+if not people.sign_in_gate():  # a team server ([auth] in the secrets): each person signs in
     st.stop()
 
 pages = [st.Page("pages/studio.py", title="Studio", icon=":material/edit_note:", default=True)]
@@ -53,5 +56,6 @@ with st.sidebar:
     else:
         st.caption(f"Model: {inert_code(model)}" if model else "Model: none chosen yet")
     st.caption(common.key_status(provider))
+    people.sidebar()
 
 page.run()

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
@@ -25,7 +24,12 @@ from core.services.specs import make_spec, model_limits
 from core.types import Prices, RunSpec
 from core.wire import guard
 from core.wire.errors import ContinuumError
+from pages import _people as people
 from pages import _replay as replay
+from pages._secrets import secrets
+
+if TYPE_CHECKING:
+    from core.services.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -40,26 +44,32 @@ FORM_RUN = "studio_form_run"  # session state: the run (job id, or "id:" + run i
 
 
 @st.cache_resource(show_spinner=False)
-def _job_manager(db_path: str) -> JobManager:
+def _recording_store(db_path: str) -> Store | None:
     try:
         from core.services.store import Store
 
-        store = Store(db_path)
+        return Store(db_path)
     except Exception:
         log.exception("the run history at %s cannot be opened; runs will not be saved", db_path)
-        return JobManager()
-    return JobManager(recording_runner(store))
+        return None
+
+
+@st.cache_resource(show_spinner=False)
+def _job_manager(db_path: str, person: str | None) -> JobManager:
+    store = _recording_store(db_path)
+    return JobManager(recording_runner(store.seen_by(person))) if store is not None else JobManager()
 
 
 def job_manager() -> JobManager:
-    """The JobManager of this Streamlit process (jobs outlive reruns and reloads).
+    """The JobManager of this Streamlit process for the signed-in person (jobs outlive reruns and
+    reloads; a person finds only their own jobs, also by URL).
 
-    Every run it starts is also saved to the run history (``$CONTINUUM_DB``),
+    Every run it starts is also saved to the run history (``$CONTINUUM_DB``) as the person's,
     which the Runs and Inspect pages read.
     """
     from core.services.store import default_db_path
 
-    return _job_manager(str(default_db_path()))
+    return _job_manager(str(default_db_path()), people.viewer())
 
 
 def demo_rate() -> float:
@@ -107,16 +117,6 @@ class Settings:
     keys: dict[str, str] = field(default_factory=dict)  # pasted in Settings; this session only
     model_lists: dict[str, list[Any]] = field(default_factory=dict)  # provider id -> [ModelInfo]
     replay_speed: float = 1.0  # the demo's Replay choice: pace factor (0 = no waiting)
-
-
-def secrets() -> Mapping[str, Any]:
-    """``st.secrets`` when a secrets.toml exists, else an empty mapping (never an error on screen)."""
-    try:
-        if st.secrets.load_if_toml_exists():
-            return st.secrets
-    except Exception:  # noqa: BLE001 - a broken secrets file must not break the page
-        pass
-    return {}
 
 
 def key_for(

@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.services import access
 from core.wire import guard
-from pages._common import secrets
+from pages._secrets import secrets
 
 ACCESS_GRANTED = "access_granted"  # session state: this session gave the access password
 GATE_SESSION = "access_gate_session"  # session state: this session's key for the wrong-password throttle

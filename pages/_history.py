@@ -24,6 +24,7 @@ from core.services.store import Store, default_db_path
 from core.types import STRATEGIES, RunResult, RunSpec
 from core.wire.errors import ContinuumError
 from pages import _common as common
+from pages import _people as people
 from pages._blocks import inert
 
 STUDIO = "pages/studio.py"
@@ -57,8 +58,9 @@ def _open_store(path: str) -> Store:
 
 
 def history() -> Store:
-    """The run history of this process (``$CONTINUUM_DB`` or the user data directory)."""
-    return _open_store(str(default_db_path()))
+    """The run history of this process (``$CONTINUUM_DB`` or the user data directory), as the
+    signed-in person sees it (:func:`pages._people.viewer`; without sign-in, all of it)."""
+    return _open_store(str(default_db_path())).seen_by(people.viewer())
 
 
 def history_or_stop() -> Store:
@@ -174,6 +176,8 @@ def resume_problem(run_id: str) -> str | None:
     store = history()
     if not store.exists(run_id):
         return "This run is no longer in the history."
+    if not store.may_change(run_id):
+        return "This run is shared with you: only the person who started it can go on with it. Duplicate it instead."
     if store.is_active(run_id):
         return "This run is still being written: wait for it to end (or stop it) before resuming it."
     running = common.current_job()

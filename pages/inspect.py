@@ -138,6 +138,10 @@ if picked and picked not in by_id:
     if extra is not None:
         runs.insert(0, extra)
         by_id[picked] = extra
+    else:  # deleted, or another person's private run: the same words, so neither is told apart
+        st.warning(
+            "The run asked for is not in your history (deleted, or not shared with you): your latest run is shown."
+        )
 ids = [s.id for s in runs]
 run_id = picked if picked in by_id else ids[0]
 vs = st.query_params.get(VS_PARAM)

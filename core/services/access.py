@@ -4,7 +4,8 @@ The access gate
 ---------------
 :func:`needs_password`: an ``access_password`` is set (on any listener, with or
 without a server-side key), or the server is exposed (:func:`is_exposed`) with a
-server-side key (:func:`server_key_configured`), when, without a password, the
+server-side key (:func:`server_key_configured`) and no sign-in
+(:mod:`core.services.people`: then each person signs in), when, without a password, the
 app refuses to serve. The app compares what a session gives with
 :func:`password_matches` (constant time); :class:`GateThrottle` slows repeated
 wrong passwords down (no wait for the first ``FREE_TRIES``, then 1, 2, 4… seconds,
@@ -26,6 +27,7 @@ from typing import Any
 import httpx
 
 from core.services.keys import find_api_key
+from core.services.people import sign_in_configured
 from core.services.providers import PROVIDERS
 from core.wire.errors import ConfigError
 from core.wire.guard import allow_list, as_ip, is_shared, shared_by_env
@@ -91,9 +93,12 @@ def needs_password(
     address: str | None, secrets: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None
 ) -> bool:
     """The app must ask for ``access_password`` (see the module docstring): one is set, or the
-    server is exposed (see :func:`is_exposed`) with a server-side key."""
+    server is exposed (see :func:`is_exposed`) with a server-side key and nobody signs in (with
+    sign-in configured, :mod:`core.services.people`, each person's sign-in is the gate)."""
     if password_set(secrets):
         return True
+    if sign_in_configured(secrets):
+        return False
     return is_exposed(address, environ) and server_key_configured(secrets, environ)
 
 

@@ -1,4 +1,9 @@
-"""SQL shared by the store: totals, the round upsert, and the run-list filters."""
+"""SQL shared by the store: totals, the round upsert, the run-list filters, and who sees what.
+
+Who sees what is decided here, once, in SQL: :func:`seen_runs`, :func:`seen_batches` and
+:func:`changeable` take the viewer (a person's id; None: the administrator, who sees everything)
+and give a condition every query of a view of the store adds (:mod:`.viewers`).
+"""
 
 from __future__ import annotations
 
@@ -37,6 +42,27 @@ UPSERT_ROUND_SQL = (
 )
 
 
+def seen_runs(viewer: str | None) -> tuple[str, list[Any]]:
+    """Runs ``viewer`` sees: their own, those shared with the team, and those of nobody (the
+    command line, the endpoint, a server before sign-in); everything for None."""
+    if viewer is None:
+        return "1 = 1", []
+    return "(person = ? OR shared <> 0 OR person IS NULL)", [viewer]
+
+
+def seen_batches(viewer: str | None) -> tuple[str, list[Any]]:
+    """Batches ``viewer`` sees: their own (a batch is run from its page, so one of nobody — made by
+    the command line — stays the administrator's; its runs are the team's); everything for None."""
+    return changeable(viewer)
+
+
+def changeable(viewer: str | None) -> tuple[str, list[Any]]:
+    """Rows ``viewer`` may change (rename, delete, share, resume): their own; everything for None."""
+    if viewer is None:
+        return "1 = 1", []
+    return "person = ?", [viewer]
+
+
 def _timestamp(value: float | datetime) -> float:
     return value.timestamp() if isinstance(value, datetime) else float(value)
 
@@ -50,9 +76,13 @@ def filters(
     until: float | datetime | None,
     batch_id: str | None,
     dialect: Dialect = SQLITE,
+    viewer: str | None = None,
 ) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
+    if viewer is not None:
+        seen, params = seen_runs(viewer)
+        clauses.append(seen)
     if query and query.strip():
         words = dialect.fold(query).split()
         contains = dialect.text_contains.format(text=f"title || {dialect.newline} || prompt")

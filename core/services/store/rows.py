@@ -137,6 +137,8 @@ class RunSummary:
     thread_id: str | None = None  # runs of one conversation (follow-ups) share it
     parent_id: str | None = None  # the run this one follows up on
     source: str = ""  # where the run came from: "" (the app, the CLI, a batch) or "api" (core.serve)
+    person: str | None = None  # who started it (None: nobody — the CLI, the endpoint, no sign-in)
+    shared: bool = False  # shared with the team by its person
 
     @property
     def display_title(self) -> str:
@@ -173,6 +175,8 @@ class RunSummary:
             thread_id=row["thread_id"],
             parent_id=row["parent_id"],
             source=row["source"],
+            person=row["person"],
+            shared=bool(row["shared"]),
         )
 
 
@@ -180,7 +184,7 @@ SUMMARY_COLUMNS = (
     f"id, title, substr(prompt, 1, {PROMPT_PREVIEW_CHARS}) AS prompt_preview, provider, base_url, model,"
     " strategy, status, stop_reason, created_at, updated_at, started_at, finished_at, rounds,"
     " prompt_tokens_billed, completion_tokens, tokens_estimated, cost, characters, error_json, batch_id,"
-    " thread_id, parent_id, source"
+    " thread_id, parent_id, source, person, shared"
 )
 
 

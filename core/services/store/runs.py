@@ -19,7 +19,7 @@ from .db import StoreError
 from .dialect import Connection
 from .liveness import Liveness
 from .owner import current_owner
-from .query import TOTALS_SQL, UPSERT_ROUND_SQL, filters
+from .query import TOTALS_SQL, UPSERT_ROUND_SQL, changeable, filters, seen_runs
 from .rows import (
     INTERRUPTED,
     RUN_STATUSES,
@@ -33,6 +33,7 @@ from .rows import (
     status_for,
 )
 from .sanitize import clean_spec_dict
+from .search import refold, search_text
 
 
 class Store(Liveness):
@@ -48,22 +49,37 @@ class Store(Liveness):
     # ------------------------------------------------------------ runs
 
     def create_run(self, spec: RunSpec, *, run_id: str | None = None, batch_id: str | None = None) -> str:
-        """Insert a new run in status "running", owned by this process; returns its id."""
+        """Insert a new run in status "running", owned by this process and by the viewer (a run of a
+        batch: by the batch's person); returns its id."""
         run_id = run_id or str(uuid.uuid4())
         now = time.time()
         owner = current_owner()
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO runs (id, created_at, updated_at, started_at, status, batch_id,"
-                " owner_host, owner_pid, owner_started, heartbeat_at, spec_json)"
-                " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, '{}')",
-                (run_id, now, now, now, batch_id, owner.host, owner.pid, owner.started, now),
+                " owner_host, owner_pid, owner_started, heartbeat_at, spec_json, person)"
+                " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, '{}',"
+                " coalesce(?, (SELECT person FROM batches WHERE id = ?)))",
+                (
+                    run_id,
+                    now,
+                    now,
+                    now,
+                    batch_id,
+                    owner.host,
+                    owner.pid,
+                    owner.started,
+                    now,
+                    self.viewer,
+                    batch_id,
+                ),
             )
             self._set_spec(conn, run_id, spec)
         return run_id
 
     def exists(self, run_id: str) -> bool:
-        return bool(self._read("SELECT 1 FROM runs WHERE id = ?", (run_id,)))
+        """Whether the run is in the history, for this viewer (:mod:`.viewers`)."""
+        return self._sees(run_id)
 
     def load(self, run_id: str) -> RunResult:
         """The run as a RunResult, its unfinished round included (see Round rows in DESIGN §2).
@@ -72,8 +88,9 @@ class Store(Liveness):
         ``finish_reason`` None and ``error`` "interrupted", ready for
         ``engine.run(spec, resume=result)``.
         """
+        seen, seen_params = seen_runs(self.viewer)
         with self._lock:
-            found = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
+            found = self._read(f"SELECT * FROM runs WHERE id = ? AND {seen}", (run_id, *seen_params))
             if not found:
                 raise StoreError(f"no run {run_id!r} in the history ({self.path})")
             run = found[0]
@@ -95,7 +112,8 @@ class Store(Liveness):
         )
 
     def summary(self, run_id: str) -> RunSummary | None:
-        rows = self._read(f"SELECT {SUMMARY_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        seen, params = seen_runs(self.viewer)
+        rows = self._read(f"SELECT {SUMMARY_COLUMNS} FROM runs WHERE id = ? AND {seen}", (run_id, *params))
         return RunSummary.from_row(rows[0]) if rows else None
 
     def list_runs(
@@ -113,7 +131,9 @@ class Store(Liveness):
     ) -> list[RunSummary]:
         """Newest first. ``query``: every word must appear in the title or prompt
         (case-insensitive, Unicode-aware) or the whole query is the run id."""
-        where, params = filters(query, provider, model, status, since, until, batch_id, self.dialect)
+        where, params = filters(
+            query, provider, model, status, since, until, batch_id, self.dialect, self.viewer
+        )
         rows = self._read(
             f"SELECT {SUMMARY_COLUMNS} FROM runs {where}"
             " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
@@ -132,30 +152,41 @@ class Store(Liveness):
         until: float | datetime | None = None,
         batch_id: str | None = None,
     ) -> int:
-        where, params = filters(query, provider, model, status, since, until, batch_id, self.dialect)
+        where, params = filters(
+            query, provider, model, status, since, until, batch_id, self.dialect, self.viewer
+        )
         return int(self._read(f"SELECT count(*) FROM runs {where}", params)[0][0])
 
     def facets(self) -> dict[str, list[str]]:
         """Distinct providers, models and statuses present, for filter widgets."""
+        seen, params = seen_runs(self.viewer)
         return {
-            column: [r[0] for r in self._read(f"SELECT DISTINCT {column} FROM runs ORDER BY {column}")]
+            column: [
+                r[0]
+                for r in self._read(
+                    f"SELECT DISTINCT {column} FROM runs WHERE {seen} ORDER BY {column}", params
+                )
+            ]
             for column in ("provider", "model", "status")
         }
 
     def rename(self, run_id: str, title: str) -> None:
+        mine, params = changeable(self.viewer)
         with self._write() as conn:
             cur = conn.execute(
                 f"UPDATE runs SET title = ?, spec_json = {self.dialect.set_spec_title}, updated_at = ?"
-                " WHERE id = ?",
-                (title, title, time.time(), run_id),
+                f" WHERE id = ? AND {mine}",
+                (title, title, time.time(), run_id, *params),
             )
             if cur.rowcount == 0:
                 raise StoreError(f"no run {run_id!r} in the history")
+            refold(conn, run_id)
 
     def delete(self, run_id: str) -> bool:
         """Delete a run and its rounds; False if there was no such run."""
+        mine, params = changeable(self.viewer)
         with self._write() as conn:
-            return conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount > 0
+            return conn.execute(f"DELETE FROM runs WHERE id = ? AND {mine}", (run_id, *params)).rowcount > 0
 
     def save(self, result: RunResult, *, status: str | None = None) -> str:
         """Store a whole RunResult (an imported transcript, a finished batch item); returns its id.
@@ -166,10 +197,11 @@ class Store(Liveness):
         now = time.time()
         with self._write() as conn:
             conn.execute(
-                "INSERT INTO runs (id, created_at, updated_at, started_at, spec_json)"
-                " VALUES (?, ?, ?, ?, '{}') ON CONFLICT (id) DO NOTHING",
-                (run_id, now, now, result.started_at),
+                "INSERT INTO runs (id, created_at, updated_at, started_at, spec_json, person)"
+                " VALUES (?, ?, ?, ?, '{}', ?) ON CONFLICT (id) DO NOTHING",
+                (run_id, now, now, result.started_at, self.viewer),
             )
+            self._changing(conn, run_id)
             conn.execute("DELETE FROM rounds WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM edits WHERE run_id = ?", (run_id,))
             self._write_edits(conn, run_id, result.edits)
@@ -208,6 +240,7 @@ class Store(Liveness):
         owner = current_owner()
         now = time.time()
         with self._write() as conn:
+            self._changing(conn, run_id)
             cur = conn.execute(
                 "UPDATE runs SET status = 'running', stop_reason = NULL, error_json = NULL,"
                 " finished_at = NULL, owner_host = ?, owner_pid = ?, owner_started = ?,"
@@ -327,7 +360,7 @@ class Store(Liveness):
         data = clean_spec_dict(spec.to_dict())
         conn.execute(
             "UPDATE runs SET spec_json = ?, title = ?, prompt = ?, provider = ?, base_url = ?, model = ?,"
-            " strategy = ? WHERE id = ?",
+            " strategy = ?, search_text = ? WHERE id = ?",
             (
                 dumps(data),
                 spec.title,
@@ -336,6 +369,7 @@ class Store(Liveness):
                 data.get("base_url", ""),
                 spec.model,
                 spec.strategy,
+                search_text(spec.title, spec.prompt),
                 run_id,
             ),
         )

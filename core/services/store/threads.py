@@ -6,6 +6,8 @@
   whole answer as it stood before it (the text of the rounds it took over);
 - ``runs.thread_id`` / ``runs.parent_id``: a follow-up joins the thread of the run it
   follows (which starts one, named after itself, if it had none).
+
+Reads keep to the runs the store's viewer sees (:mod:`.viewers`).
 """
 
 from __future__ import annotations
@@ -14,21 +16,25 @@ from collections.abc import Iterable
 
 from core.types import Edit
 
-from .database import Database
 from .dialect import Connection
+from .query import seen_runs
 from .rows import SUMMARY_COLUMNS, RunSummary
+from .viewers import Viewers
 
 EDIT_COLUMNS = ("after_round", "at", "removed", "added", "made_at", "inserted", "text_before")
 
 
-class Threads(Database):
+class Threads(Viewers):
     """Edits and threads (see the module docstring); :class:`Store` adds runs and rounds."""
 
     # ------------------------------------------------------------ edits
 
     def edits_of(self, run_id: str) -> list[Edit]:
+        seen, params = seen_runs(self.viewer)
         rows = self._read(
-            f"SELECT {', '.join(EDIT_COLUMNS)} FROM edits WHERE run_id = ? ORDER BY position", (run_id,)
+            f"SELECT {', '.join(EDIT_COLUMNS)} FROM edits WHERE run_id = ?"
+            f" AND EXISTS (SELECT 1 FROM runs WHERE id = edits.run_id AND {seen}) ORDER BY position",
+            (run_id, *params),
         )
         return [
             Edit(
@@ -89,13 +95,16 @@ class Threads(Database):
         )
 
     def thread_of(self, run_id: str) -> str | None:
-        rows = self._read("SELECT thread_id FROM runs WHERE id = ?", (run_id,))
+        seen, params = seen_runs(self.viewer)
+        rows = self._read(f"SELECT thread_id FROM runs WHERE id = ? AND {seen}", (run_id, *params))
         return rows[0]["thread_id"] if rows else None
 
     def thread(self, thread_id: str) -> list[RunSummary]:
         """The runs of a thread, oldest first."""
+        seen, params = seen_runs(self.viewer)
         rows = self._read(
-            f"SELECT {SUMMARY_COLUMNS} FROM runs WHERE thread_id = ? ORDER BY created_at, rowid", (thread_id,)
+            f"SELECT {SUMMARY_COLUMNS} FROM runs WHERE thread_id = ? AND {seen} ORDER BY created_at, rowid",
+            (thread_id, *params),
         )
         return [RunSummary.from_row(row) for row in rows]
 
@@ -105,12 +114,13 @@ class Threads(Database):
         if not wanted:
             return {}
         found: dict[str, list[str]] = {t: [] for t in wanted}
+        seen, params = seen_runs(self.viewer)
         for start in range(0, len(wanted), 500):  # SQLite caps the parameters of one statement
             chunk = wanted[start : start + 500]
             rows = self._read(
                 f"SELECT id, thread_id FROM runs WHERE thread_id IN ({','.join('?' * len(chunk))})"
-                " ORDER BY created_at, rowid",
-                chunk,
+                f" AND {seen} ORDER BY created_at, rowid",
+                [*chunk, *params],
             )
             for row in rows:
                 found[row["thread_id"]].append(row["id"])
