@@ -72,7 +72,7 @@ test-peers: $(VENV)/.dev-installed
 ## Set up everything and run every check: lint, types, unit, integration, browser and peer-server tests.
 test: lint typecheck pytest test-peers
 
-bench: $(VENV)/.dev-installed chromium
+bench: $(VENV)/.dev-installed chromium postgresql
 	$(PY) bench/bench_stream.py
 	$(PY) bench/bench_ui.py
 	$(PY) bench/bench_batch.py
@@ -82,6 +82,7 @@ bench: $(VENV)/.dev-installed chromium
 	$(PY) bench/bench_seam.py
 	$(PY) bench/bench_memory.py
 	$(PY) bench/bench_serve.py
+	$(PY) bench/bench_copy.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

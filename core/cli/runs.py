@@ -1,4 +1,4 @@
-"""``runs list | show | export | resume | delete``: the run history on the command line."""
+"""``runs list | show | export | resume | delete | copy``: the run history on the command line."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from core.cli.common import (
     url_path,
 )
 from core.cli.run import add_limit_arguments, add_output_arguments, execute, report
+from core.cli.runs_copy import add_copy_parser, cmd_copy
 from core.services.export import download_name, export
 from core.services.round_requests import RequestUnavailable, curl_command, round_request
 from core.services.steering import edited
@@ -30,7 +31,7 @@ FORMATS = ("md", "txt", "json", "csv")
 
 
 def add_runs_parser(sub: Any) -> None:
-    runs = sub.add_parser("runs", help="the run history: list, show, export, resume, delete")
+    runs = sub.add_parser("runs", help="the run history: list, show, export, resume, delete, copy")
     verbs = runs.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     listing = verbs.add_parser("list", help="the latest runs, newest first")
@@ -73,6 +74,8 @@ def add_runs_parser(sub: Any) -> None:
     delete = verbs.add_parser("delete", help="delete a run and its rounds")
     delete.add_argument("run_id")
 
+    add_copy_parser(verbs)
+
 
 def _when(timestamp: float | None) -> str:
     if not timestamp:
@@ -98,6 +101,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         ("--transcript", getattr(args, "transcript", None)),
         sends=args.verb == "resume",
     )
+    if args.verb == "copy":
+        return cmd_copy(args)  # two histories, neither of them necessarily CONTINUUM_DB's
     with Store() as store:
         store.mark_interrupted()
         if args.verb == "list":

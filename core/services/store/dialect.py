@@ -70,20 +70,21 @@ class Dialect:
     name: str
     begin: str  # the statement that starts a write transaction
     table_exists: str  # one ``?``: the table's name
-    text_contains: str  # ``{text}`` contains the ``?`` (already folded by ``fold``)
+    text_contains: str  # ``{text}`` (its search text, see .search) contains the ``?`` (folded by ``fold``)
     newline: str  # a newline character as an SQL expression
     set_spec_title: str  # ``spec_json`` with its "title" set to the ``?``
 
     def fold(self, text: str) -> str:
-        """A search word folded the way ``text_contains`` folds the stored text."""
-        return text.casefold() if self.name == "sqlite" else text.lower()
+        """A search word folded as the stored search text is (:mod:`.search`): the same on both."""
+        return text.casefold()
 
 
 SQLITE = Dialect(
     name="sqlite",
     begin="BEGIN IMMEDIATE",
     table_exists="SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-    text_contains="instr(casefold({text}), ?) > 0",  # casefold: a Python function (database.py)
+    # search_text: folded by the store (.search); casefold: a Python function (database.py)
+    text_contains="instr(coalesce(search_text, casefold({text})), ?) > 0",
     newline="char(10)",
     set_spec_title="json_set(spec_json, '$.title', ?)",
 )
@@ -94,7 +95,7 @@ POSTGRESQL = Dialect(
     table_exists=(
         "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?"
     ),
-    text_contains="strpos(lower({text}), ?) > 0",
+    text_contains="strpos(coalesce(search_text, lower({text})), ?) > 0",  # lower(): rows not folded
     newline="chr(10)",
     set_spec_title="CAST(jsonb_set(CAST(spec_json AS jsonb), '{title}', to_jsonb(CAST(? AS text))) AS text)",
 )

@@ -72,6 +72,16 @@ class PgConnection:
         cursor.executemany(pyformat(sql), parameters)
         return cursor
 
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], /) -> None:
+        """``COPY table (columns) FROM STDIN``: many rows at once (names quoted already; used by
+        :mod:`.copy`, several times faster than ``executemany``)."""
+        with (
+            self._conn.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+
     @property
     def broken(self) -> bool:
         return bool(self._conn.closed or self._conn.broken)
