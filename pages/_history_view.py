@@ -5,11 +5,20 @@ The same pieces as the Studio (``pages/_status.py``, ``pages/_charts.py``,
 downloads named after the run, then the Document, Rounds and Table & charts
 tabs. A stored run becomes a finished job's Snapshot with
 :func:`core.services.inspect.result_snapshot`, so every Studio function applies as is.
+
+A run still being written (by the Studio, another process or another app server on the
+same database) is followed live by :func:`follow_run`: the page's script run stays in a
+loop that reads the store once a second (one row, and only the last rounds when that row
+changed) and appends to the Document what was saved since, as the Studio streams a job
+(sealed blocks sent once, a short tail); when the run ends, or its owner is gone, the page
+is drawn again with the run as it ended (interrupted: with Resume).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
@@ -17,6 +26,7 @@ import streamlit as st
 from core.services import export
 from core.services.inspect import result_snapshot
 from core.services.jobs import Snapshot
+from core.services.store import Store, StoreError
 from core.types import Round, RunResult
 from pages import _charts as charts
 from pages._blocks import split_blocks
@@ -24,13 +34,14 @@ from pages._copy import copy_button
 from pages._document import SeamedDocument, seams_toggle
 from pages._history import status_badge, tokens_text
 from pages._live import render_downloads
-from pages._seam_marks import document_seams
+from pages._seam_marks import Seam, document_seams
 from pages._status import example_prices, gauge_chart, gauge_text, round_heading, show_error, stop_message
-from pages._text_streams import ROUND_HEIGHT, edit_box, edited_placeholder
+from pages._text_streams import ROUND_HEIGHT, MarkdownStream, edit_box, edited_placeholder
 
 INTERRUPTED_TEXT = (
     "**Interrupted.** The process writing this run stopped before the run ended (the app was "
-    "closed or restarted). The text up to the last save is kept; **Resume** continues from there."
+    "closed, restarted or killed, on this server or another). The text up to the last save is kept; "
+    "**Resume** continues from there."
 )
 TABS_KEY = "run_view"  # session key of the open run's tabs
 
@@ -42,9 +53,15 @@ HISTORY_STOP_MESSAGES = {
     "cancelled": "Stopped by you. The text so far is kept; **Resume** goes on from there.",
 }
 RUNNING_TEXT = (
-    "This run is still being written (in the Studio or by another process). "
+    "This run is still being written (in the Studio, by another process or another app server). "
     "Reload the page to see the latest saved text."
 )
+FOLLOWED_TEXT = (  # on the Runs page, which follows it (follow_run)
+    "This run is still being written (in the Studio, by another process or another app server): "
+    "its text grows here as it is saved, about once a second."
+)
+POLL_EVERY = 1.0  # seconds between two reads of an open running run (its writer saves once a second)
+GAUGE_STEP = 50  # percent: a running run's gauge bar (a Vega chart, 2.3 KB) is redrawn at each step
 
 
 def facts(snap: Snapshot) -> str:
@@ -90,12 +107,13 @@ def render_rounds(result: RunResult) -> None:
         edit_box(st, edit, number)
 
 
-def render_message(snap: Snapshot, status: str) -> None:
+def render_message(snap: Snapshot, status: str, *, followed: bool = False) -> None:
+    """What the run's status says; ``followed``: a running run grows on screen (:func:`follow_run`)."""
     if status == "interrupted":
         st.warning(INTERRUPTED_TEXT, icon=":material/pause_circle:")
         return
     if status == "running":
-        st.info(RUNNING_TEXT, icon=":material/progress_activity:")
+        st.info(FOLLOWED_TEXT if followed else RUNNING_TEXT, icon=":material/progress_activity:")
         return
     if snap.error is not None:
         show_error(snap.error)
@@ -126,17 +144,95 @@ class StoredText:
         self.update(text)
 
 
+class FollowedText(MarkdownStream):
+    """A segment of a followed run's document: it grows as the Studio's does (sealed blocks sent
+    once), but its last, partial paragraph is shown at every update, even one that sealed
+    paragraphs (the Studio holds it back until the next update; here updates come once a second,
+    and holding it back would show each flush a second late)."""
+
+    def update(self, text: str, placeholder: str | None = None, *, final: bool = True) -> None:
+        super().update(text, placeholder, final=True)
+
+
 def render_run(result: RunResult, status: str, extra: Callable[[], None] | None = None) -> Snapshot:
     """The whole read-only view of a stored run; returns the snapshot it was drawn from.
 
     ``extra`` draws more above the tabs (the thread of the run, what may be done with it)."""
+    return draw_run(result, status, extra, followed=False).snap
+
+
+@dataclass
+class RunView:
+    """A stored run as drawn, with the parts a running run updates in place (:func:`follow_run`)."""
+
+    result: RunResult
+    snap: Snapshot
+    status: str
+    facts: Any  # the slot of the status badge and the facts line
+    message: Any  # the slot of what the status says
+    gauge_bar: Any
+    gauge_words: Any
+    document: SeamedDocument | None = None  # the Document tab's answer (None: another tab is open)
+    show_seams: bool = False
+    _bar_key: tuple[int, str] | None = None
+    _words: str = ""
+
+    def show_facts(self) -> None:
+        line = facts(self.snap)
+        if self.status == "running" and self.result.started_at:  # how long it has been going
+            line = line.rpartition(" · ")[0] + f" · {max(0.0, time.time() - self.result.started_at):.0f} s"
+        self.facts.markdown(f"{status_badge(self.status, self.result.stop_reason)} {line}")
+
+    def show_gauge(self) -> None:
+        """The gauge's words when they changed; its bar (a chart) at 50 % steps and on a new level."""
+        gauge = self.snap.gauge
+        percent = round(100 * (gauge.fraction or 0))
+        key = (percent - percent % GAUGE_STEP if self.status == "running" else percent, gauge.level)
+        if gauge.window and key != self._bar_key:
+            self._bar_key = key
+            self.gauge_bar.altair_chart(gauge_chart(gauge), width="stretch")
+        words = gauge_text(gauge, len(self.snap.rounds), example=example_prices(self.snap.spec))
+        if words != self._words:
+            self._words = words
+            self.gauge_words.caption(words)
+
+    def interrupted(self) -> None:
+        self.status = "interrupted"
+        self.show_facts()
+        self.message.warning(INTERRUPTED_TEXT, icon=":material/pause_circle:")
+
+    def refresh(self, rounds: list[Round]) -> None:
+        """Take ``rounds`` (re-read from the store: the last ones) in place of the rounds of the
+        same index and later, and show what changed."""
+        first = rounds[0].index if rounds else len(self.result.rounds) + 1
+        self.result.rounds = [r for r in self.result.rounds if r.index < first] + rounds
+        self.snap = result_snapshot(self.result)
+        self.show_facts()
+        self.show_gauge()
+        if self.document is not None:
+            self.document.update(self.result.text, self.seams(), final=False)
+
+    def seams(self) -> list[Seam]:
+        if not self.show_seams:
+            return []
+        ended = [r for r in self.result.rounds if r.finish_reason is not None]  # a live round: no mark yet
+        return document_seams(ended, self.result.edits)
+
+
+def draw_run(
+    result: RunResult, status: str, extra: Callable[[], None] | None = None, *, followed: bool = True
+) -> RunView:
+    """:func:`render_run`, returning what was drawn; ``followed``: a running run will be followed
+    (:func:`follow_run`: its document grows in place)."""
     snap = result_snapshot(result)
-    st.markdown(f"{status_badge(status, result.stop_reason)} {facts(snap)}")
-    render_message(snap, status)
-    gauge = snap.gauge
-    if gauge.window:
-        st.altair_chart(gauge_chart(gauge), width="stretch")
-    st.caption(gauge_text(gauge, len(snap.rounds), example=example_prices(snap.spec)))
+    view = RunView(
+        result, snap, status, facts=st.empty(), message=st.empty(), gauge_bar=None, gauge_words=None
+    )
+    view.show_facts()
+    with view.message.container():
+        render_message(snap, status, followed=followed)
+    view.gauge_bar, view.gauge_words = st.empty(), st.empty()
+    view.show_gauge()
     if snap.rounds or result.text:
         with st.container(horizontal=True, gap="small", key="run_downloads"):
             render_downloads(snap, formats=None if result.text else ("json", "csv"))
@@ -146,7 +242,7 @@ def render_run(result: RunResult, status: str, extra: Callable[[], None] | None 
     tools = st.container(
         horizontal=True, vertical_alignment="center", horizontal_alignment="distribute", key="doc_tools"
     )
-    show_seams = seams_toggle(tools)
+    view.show_seams = seams_toggle(tools)
     if result.text:
         with tools.container(horizontal=True, vertical_alignment="center", width="content"):
             copy_button(lambda: export.export(result, "md").decode("utf-8"))  # the download's text
@@ -160,8 +256,11 @@ def render_run(result: RunResult, status: str, extra: Callable[[], None] | None 
             if result.reasoning:
                 with st.expander("Reasoning", icon=":material/psychology:"):
                     markdown_blocks(result.reasoning)
-            if result.text:
-                seams = document_seams(result.rounds, result.edits) if show_seams else ()
+            if status == "running" and followed:
+                view.document = SeamedDocument(st.container(), FollowedText, "Waiting for the first tokens…")
+                view.document.update(result.text, view.seams(), final=False)
+            elif result.text:
+                seams = document_seams(result.rounds, result.edits) if view.show_seams else ()
                 SeamedDocument(st.container(), StoredText).update(result.text, seams, final=True)
             else:
                 st.caption("No text was generated.")
@@ -171,4 +270,42 @@ def render_run(result: RunResult, status: str, extra: Callable[[], None] | None 
     if details.open is not False:
         with details:
             charts.render_details(snap)
-    return snap
+    return view
+
+
+def follow_run(store: Store, view: RunView) -> None:
+    """Keep the view of a running run current until it ends, then draw the page again.
+
+    Once every :data:`POLL_EVERY` seconds: the run's row (its status, when it was last written,
+    its characters) and whether its owner is alive (:meth:`Store.is_active`: a process of this
+    host by pid, one of another host by its heartbeat); only when the row changed, the last two
+    rounds (the one before the live round may have been trimmed at the seam). The Document gets
+    only what was added (sealed blocks sent once, the tail), with the facts line and the gauge's
+    words. A click or a reload ends the loop with a rerun, as in the Studio; a read that fails
+    (a connection lost) is tried again at the next poll.
+    """
+    seen: tuple[float, int, int] | None = None
+    while True:
+        try:
+            seen = _poll(store, view, seen)
+        except StoreError:
+            pass
+        time.sleep(POLL_EVERY)
+        # Reading session state is a Streamlit yield point: a click or a reload ends the loop here.
+        st.session_state.get(TABS_KEY)
+
+
+def _poll(store: Store, view: RunView, seen: tuple[float, int, int] | None) -> tuple[float, int, int]:
+    """One look at the followed run (see :func:`follow_run`); returns what was seen of its row."""
+    run_id = view.result.run_id or ""
+    summary = store.summary(run_id)
+    if summary is None or summary.status != "running" or not store.is_active(run_id):
+        if summary is not None and summary.status == "running" and run_id in store.mark_interrupted():
+            view.interrupted()  # said at once; the page drawn again then offers Resume
+        st.rerun()
+    assert summary is not None  # st.rerun() does not return
+    mark = (summary.updated_at, summary.characters, summary.rounds)
+    if mark != seen:  # the first time too: it may have changed since the page loaded it
+        last = max((r.index for r in view.result.rounds), default=1)
+        view.refresh(store.rounds_from(run_id, max(1, last - 1)))
+    return mark

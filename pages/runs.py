@@ -10,8 +10,9 @@ import streamlit as st
 from core.services.store import RunSummary
 from core.types import STRATEGIES, RunResult
 from pages import _history as history
+from pages import _people as people
 from pages._blocks import inert, inert_code
-from pages._history_view import render_run
+from pages._history_view import RunView, draw_run, follow_run
 from pages._routing import ensure_routed
 from pages._runs_table import runs_table
 from pages._steering import thread_strip
@@ -210,14 +211,18 @@ def confirm_delete(run_id: str, title: str) -> None:
         st.rerun()
 
 
-def open_run(run_id: str) -> None:
+def open_run(run_id: str) -> RunView | None:
+    """Draw the run; returns its view while it is being written (to follow it live), else None."""
     store = history.history()
     summary = store.summary(run_id)
     result = history.load(run_id)
     if summary is None or result is None:
         st.warning("That run is no longer in the history.")
-        return
+        return None
     active = summary.status == "running" and store.is_active(run_id)
+    mine = store.may_change(run_id)  # a run shared with this person is theirs to read, not to change
+    # "running" with its owner gone and not marked yet (the write waits for no lock): interrupted.
+    status = "running" if active else "interrupted" if summary.status == "running" else summary.status
     with st.container(key="open_run"):
         st.subheader(inert(summary.display_title or "(no prompt)"), anchor=False)
         spec = result.spec
@@ -229,7 +234,7 @@ def open_run(run_id: str) -> None:
         with actions.popover(
             "Resume",
             icon=":material/resume:",
-            disabled=active,
+            disabled=active or not mine,
         ):
             resume_form(result, run_id)
         if actions.button(
@@ -258,7 +263,7 @@ def open_run(run_id: str) -> None:
             "Delete",
             icon=":material/delete:",
             key="run_delete",
-            disabled=active,
+            disabled=active or not mine,
             on_click=_ask_delete,
             args=(run_id,),
         )
@@ -269,11 +274,11 @@ def open_run(run_id: str) -> None:
             key="run_close",
             on_click=_close_run,
         )
+        people.sharing(store, summary)
         if st.session_state.get(DELETING) == run_id:
             confirm_delete(run_id, summary.display_title or run_id)
-        render_run(
-            result, "running" if active else summary.status, extra=lambda: thread_strip(result, studio=False)
-        )
+        view = draw_run(result, status, extra=lambda: thread_strip(result, studio=False))
+    return view if active else None
 
 
 # ---------------------------------------------------------------- the page
@@ -310,6 +315,8 @@ picked = history.picked_run_id()
 just_picked = st.session_state.pop(PICKED, None)
 if picked:
     st.divider()
-    open_run(picked)
+    running = open_run(picked)
     if just_picked:
         bring_into_view(just_picked)
+    if running is not None:
+        follow_run(store, running)  # until it ends (then the page is drawn again) or a click

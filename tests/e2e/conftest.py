@@ -69,13 +69,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = WAIT / 1000) -> None:
+def wait_healthy(
+    url: str, proc: subprocess.Popen[bytes], timeout: float = WAIT / 1000, path: str = "/_stcore/health"
+) -> None:
+    """Wait until ``url + path`` answers 200 (default: Streamlit's health check) while ``proc`` runs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}")
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            with urllib.request.urlopen(f"{url}{path}", timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
@@ -91,11 +94,13 @@ def start_app(
     *,
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    prefix: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start the app on ``port`` (default: a free one) with ``tmp/e2e.sqlite3`` as its history.
 
     ``args``: more ``streamlit run`` options (``--server.address`` among them replaces
-    127.0.0.1); ``env``: variables added to a copy of this environment without provider keys.
+    127.0.0.1); ``env``: variables added to a copy of this environment without provider keys;
+    ``prefix``: a command the app is started through (it must exec the app: its pid is the app's).
     """
     port = port or free_port()
     full_env = {
@@ -109,7 +114,7 @@ def start_app(
     )
     full_env.update(env or {})
     address = () if "--server.address" in args else ("--server.address", "127.0.0.1")
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
+    command = [*prefix, sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
     command += ["--server.port", str(port), *address, "--browser.gatherUsageStats", "false", *args]
     log = (tmp / "streamlit.log").open("wb")
     proc = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)

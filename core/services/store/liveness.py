@@ -18,9 +18,12 @@ from __future__ import annotations
 import threading
 import time
 
+from core.types import Round
+
 from .db import StoreError
 from .dialect import POSTGRESQL
 from .owner import OWNER_COLUMNS, active_runs, current_owner, owner_gone
+from .rows import round_from_row
 from .threads import Threads
 
 HEARTBEAT_INTERVAL_S = 1.0  # how often a PostgreSQL store stamps the runs its process records
@@ -72,6 +75,12 @@ class Liveness(Threads):
         stale = self.stale_after if stale_after is None else stale_after
         rows = self._read(f"SELECT {OWNER_COLUMNS} FROM runs WHERE id = ? AND status = 'running'", (run_id,))
         return bool(rows) and not owner_gone(rows[0], time.time(), stale)
+
+    def rounds_from(self, run_id: str, first: int) -> list[Round]:
+        """The rounds of a run from index ``first`` on, live rows as they are: what a page following
+        a running run re-reads (the rounds before ``first`` have ended and do not change)."""
+        rows = self._read("SELECT * FROM rounds WHERE run_id = ? AND idx >= ? ORDER BY idx", (run_id, first))
+        return [round_from_row(row, run_running=True) for row in rows]
 
     def beat(self) -> int:
         """Stamp ``heartbeat_at`` on the running runs this process's recorders hold; returns how many."""
