@@ -35,7 +35,16 @@ from pages._document import SeamedDocument, seams_toggle
 from pages._history import status_badge, tokens_text
 from pages._live import render_downloads
 from pages._seam_marks import Seam, document_seams
-from pages._status import example_prices, gauge_chart, gauge_text, round_heading, show_error, stop_message
+from pages._status import (
+    GAUGE_STYLE,
+    example_prices,
+    gauge_chart,
+    gauge_running,
+    gauge_text,
+    round_heading,
+    show_error,
+    stop_message,
+)
 from pages._text_streams import ROUND_HEIGHT, MarkdownStream, edit_box, edited_placeholder
 
 INTERRUPTED_TEXT = (
@@ -61,7 +70,6 @@ FOLLOWED_TEXT = (  # on the Runs page, which follows it (follow_run)
     "its text grows here as it is saved, about once a second."
 )
 POLL_EVERY = 1.0  # seconds between two reads of an open running run (its writer saves once a second)
-GAUGE_STEP = 50  # percent: a running run's gauge bar (a Vega chart, 2.3 KB) is redrawn at each step
 
 
 def facts(snap: Snapshot) -> str:
@@ -174,7 +182,8 @@ class RunView:
     gauge_words: Any
     document: SeamedDocument | None = None  # the Document tab's answer (None: another tab is open)
     show_seams: bool = False
-    _bar_key: tuple[int, str] | None = None
+    _charted: bool = False  # the gauge's chart drawn (a run that is not running)
+    _styled: bool = False  # the running bar's classes sent
     _words: str = ""
 
     def show_facts(self) -> None:
@@ -184,12 +193,20 @@ class RunView:
         self.facts.markdown(f"{status_badge(self.status, self.result.stop_reason)} {line}")
 
     def show_gauge(self) -> None:
-        """The gauge's words when they changed; its bar (a chart) at 50 % steps and on a new level."""
+        """Running: the bar in HTML above the first line of words (as the Studio's), redrawn when
+        they change; else the chart, with its tooltips, and the whole words."""
         gauge = self.snap.gauge
-        percent = round(100 * (gauge.fraction or 0))
-        key = (percent - percent % GAUGE_STEP if self.status == "running" else percent, gauge.level)
-        if gauge.window and key != self._bar_key:
-            self._bar_key = key
+        if self.status == "running" and gauge.window:
+            if not self._styled:
+                self._styled = True
+                st.html(GAUGE_STYLE)  # style only: Streamlit keeps it out of the layout
+            words = gauge_running(gauge)
+            if words != self._words:
+                self._words = words
+                self.gauge_words.markdown(words, unsafe_allow_html=True)
+            return
+        if gauge.window and not self._charted:
+            self._charted = True
             self.gauge_bar.altair_chart(gauge_chart(gauge), width="stretch")
         words = gauge_text(gauge, len(self.snap.rounds), example=example_prices(self.snap.spec))
         if words != self._words:
