@@ -160,10 +160,18 @@ def _server(choice: str, speed: float) -> Served:
     return served
 
 
+def _must_see(choice: str) -> None:
+    """ReplayError unless this session's person sees the saved run ``choice`` replays (a shipped
+    transcript is everyone's)."""
+    if choice.startswith(f"{PREFIX}run:") and not _history().exists(choice.removeprefix(f"{PREFIX}run:")):
+        raise ReplayError(f"There is no recording {choice!r} to replay: choose one of the Replay entries.")
+
+
 def serve(choice: str, speed: float) -> Served:
     """The running replay server of ``choice`` at ``speed`` (started on first use).
     ConfigError when ``choice`` names no recording (a typed id, a deleted run, a broken file)."""
     try:
+        _must_see(choice)  # a server started for its person is cached for the process: check first
         return _server(choice, float(speed) if float(speed) in SPEEDS else 1.0)
     except ReplayError as exc:
         raise ConfigError(str(exc), hint="choose a Replay entry in the Model list") from exc

@@ -204,10 +204,11 @@ def confirm_delete(run_id: str, title: str) -> None:
         _drop_delete()
         if history.history().is_active(run_id):
             _flash("error", "This run is still being written; stop it first.")
-        else:
-            history.history().delete(run_id)
+        elif history.history().delete(run_id):
             _close_run()
             _flash("success", f"Deleted “{title}”.")
+        else:  # the store deletes only the person's own runs
+            _flash("error", "Only the person who started this run can delete it.")
         st.rerun()
 
 

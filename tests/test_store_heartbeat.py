@@ -118,13 +118,20 @@ def can_unshare() -> bool:
     return done.returncode == 0
 
 
+def elsewhere(
+    db: str | Path, code: str, host: str = "continuum-elsewhere"
+) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of a Python child on the history ``db`` under another host name."""
+    env = {**os.environ, "CONTINUUM_DB": str(db), "PYTHONPATH": str(ROOT)}
+    return ["unshare", "--uts", "sh", "-c", f"hostname {host} && exec {sys.executable} -c '{code}'"], env
+
+
 def test_a_run_of_a_killed_process_on_another_host_is_interrupted_and_resumable(pg_db: str) -> None:
     if not can_unshare():
         pytest.skip("needs root and unshare --uts to give a child process another host name")
-    env = {**os.environ, "CONTINUUM_DB": str(pg_db), "PYTHONPATH": str(ROOT)}
-    script = f"hostname continuum-elsewhere && exec {sys.executable} -c '{CHILD}'"
+    command, env = elsewhere(pg_db, CHILD)
     child = subprocess.Popen(
-        ["unshare", "--uts", "sh", "-c", script],
+        command,
         cwd=ROOT,
         env=env,
         stdin=subprocess.PIPE,

@@ -167,13 +167,14 @@ class BatchWorker(ItemThreads[WorkerProgress]):
     def _beat(self) -> None:
         """Renew the claims every second; cancel an item whose claim another worker took over."""
         while not self._done.wait(BEAT_INTERVAL):
+            with self._lock:  # before the beat: an item claimed after its read is not "lost"
+                running = dict(self._cancels)
             try:
                 held = self.claims.beat()
             except StoreError as exc:
                 log.warning("batch worker: could not renew its claims: %s", exc)
                 continue
-            with self._lock:
-                lost = [cancel for key, cancel in self._cancels.items() if key not in held]
+            lost = [cancel for key, cancel in running.items() if key not in held]
             for cancel in lost:
                 log.warning("batch worker: an item was taken over by another worker; cancelled here")
                 cancel.cancel()

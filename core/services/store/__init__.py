@@ -22,7 +22,7 @@ API keys are never stored: specs are cleaned of secret-looking fields first.
 from __future__ import annotations
 
 from .batches import Batches, BatchItemRow, BatchRecord, BatchSummary
-from .db import Migration, ReadOnlyHistoryError, StoreError, default_db_path
+from .db import Migration, ReadOnlyHistoryError, RunTakenOver, StoreError, default_db_path
 from .migrations import MIGRATIONS
 from .recorder import Recorder
 from .rows import RUN_STATUSES, RunSummary, status_for
@@ -40,6 +40,7 @@ __all__ = [
     "ReadOnlyHistoryError",
     "Recorder",
     "RunSummary",
+    "RunTakenOver",
     "Store",
     "StoreError",
     "default_db_path",

@@ -12,8 +12,9 @@ An item of a batch handed to workers is free while its run has not ended ("finis
 start time, :mod:`.owner`) plus ``claim_beat``, which the worker renews every second. A claim is
 dead when its worker is on this host and its process is gone (checked by pid at once), or when its
 beat is older than :data:`CLAIM_STALE_AFTER_S` (another host, or this one). Taking a dead claim
-also marks the run it was recording "interrupted" (the same process owned it), so the new worker
-can resume that run at once from its stored text.
+also marks the run it was recording "interrupted" (the same process owned it) and stamps the run
+with the new worker, so the new worker can resume that run at once from its stored text, and the
+old one, if it was only late, cannot write to it any more (``RunTakenOver``).
 
 Taking items is one write transaction: on PostgreSQL ``SELECT … FOR UPDATE OF i SKIP LOCKED``
 (workers never wait for each other's candidate rows), on SQLite inside ``BEGIN IMMEDIATE`` (one
@@ -40,7 +41,7 @@ _CLEAR = "claim_host = NULL, claim_pid = NULL, claim_started = NULL, claimed_at 
 _FREE = f"""
 SELECT i.batch_id, i.position, i.item_id, i.item_json, i.run_id, i.claim_host, i.claim_pid, i.claim_started
 FROM batch_items i JOIN batches b ON b.id = i.batch_id LEFT JOIN runs r ON r.id = i.run_id
-WHERE b.workers = 1 AND i.ended = 0 AND {NOT_ENDED} AND (i.claim_host IS NULL OR i.claim_beat < ?) {{batch}}
+WHERE b.workers = 1 AND i.ended = 0 AND {NOT_ENDED} AND (i.claim_host IS NULL OR i.claim_beat < ?{{alive}}) {{batch}}
 ORDER BY b.created_at, i.batch_id, i.position LIMIT ?
 """
 
@@ -127,11 +128,20 @@ class Claims:
         owner = current_owner()
         now = time.time()
         lock = " FOR UPDATE OF i SKIP LOCKED" if self.store.dialect is POSTGRESQL else ""
-        sql = _FREE.format(batch="AND i.batch_id = ?" if batch_id else "").strip() + lock
-        params: tuple[Any, ...] = (now - self.stale_after, *((batch_id,) if batch_id else ()), int(limit))
         with self.store._write() as conn:
-            self._reap(conn, owner)
-            rows = conn.execute(sql, params).fetchall()
+            alive = self._reap(conn, owner)  # late but alive here: not candidates (they would fill the LIMIT)
+            marks = ",".join("?" * len(alive))
+            sql = _FREE.format(
+                alive=f" AND NOT (i.claim_host = ? AND i.claim_pid IN ({marks}))" if alive else "",
+                batch="AND i.batch_id = ?" if batch_id else "",
+            )
+            params: tuple[Any, ...] = (
+                now - self.stale_after,
+                *((owner.host, *alive) if alive else ()),
+                *((batch_id,) if batch_id else ()),
+                int(limit),
+            )
+            rows = conn.execute(sql.strip() + lock, params).fetchall()
             taken = []
             for row in rows:
                 previous = _holder(row)
@@ -143,7 +153,7 @@ class Claims:
                     (owner.host, owner.pid, owner.started, now, now, row["batch_id"], row["position"]),
                 )
                 if previous is not None and row["run_id"]:
-                    _interrupt(conn, row["run_id"], previous, now)
+                    _interrupt(conn, row["run_id"], previous, owner, now)
                 taken.append(
                     Claim(
                         batch_id=row["batch_id"],
@@ -156,26 +166,34 @@ class Claims:
                 )
         return taken
 
-    def _reap(self, conn: Connection, owner: Owner) -> None:
-        """Make the claims of this host's dead workers stale (by pid: no need to wait for their beat)."""
+    def _reap(self, conn: Connection, owner: Owner) -> list[int]:
+        """Make the claims of this host's dead workers stale (by pid: no need to wait for their beat);
+        returns the pids of this host's live workers holding items (this one included)."""
+        alive: set[int] = set()
         for row in conn.execute(_HELD_HERE, (owner.host,)).fetchall():
             holder = _holder(row)
-            if holder is None or holder == owner or is_alive(holder) is not False:
+            if holder is None:
+                continue
+            if holder == owner or is_alive(holder) is not False:
+                alive.add(holder.pid)
                 continue
             conn.execute(  # its beat, as old as can be: taken (and its run interrupted) like a stale one
                 "UPDATE batch_items SET claim_beat = 0 WHERE batch_id = ? AND position = ? AND claim_pid = ?",
                 (row["batch_id"], row["position"], holder.pid),
             )
+        return sorted(alive)
 
     def release(self, batch_id: str, position: int, *, ended: bool = False) -> None:
         """Let go of an item this process holds: ``ended``, its run has ended (finished or failed);
-        else it was stopped, and is free again."""
+        else it was stopped, and is free again. Marked ended only when the history says so too: a
+        final write that never landed leaves the item to be taken again, not lost."""
         owner = current_owner()
+        done = f"EXISTS (SELECT 1 FROM runs r WHERE r.id = batch_items.run_id AND r.status IN {ENDED})"
         with self.store._write() as conn:
             conn.execute(
-                f"UPDATE batch_items SET {_CLEAR}, ended = ?"
+                f"UPDATE batch_items SET {_CLEAR}, ended = {f'CASE WHEN {done} THEN 1 ELSE 0 END' if ended else '0'}"
                 " WHERE batch_id = ? AND position = ? AND claim_host = ? AND claim_pid = ?",
-                (1 if ended else 0, batch_id, position, owner.host, owner.pid),
+                (batch_id, position, owner.host, owner.pid),
             )
 
     def beat(self) -> set[tuple[str, int]]:
@@ -226,10 +244,13 @@ def _holder(row: Any) -> Owner | None:
     return Owner(row["claim_host"], int(row["claim_pid"] or 0), row["claim_started"])
 
 
-def _interrupt(conn: Connection, run_id: str, holder: Owner, now: float) -> None:
-    """The run a dead worker was recording is "interrupted" (resumable at once)."""
+def _interrupt(conn: Connection, run_id: str, holder: Owner, taker: Owner, now: float) -> None:
+    """The run a dead worker was recording is "interrupted" (resumable at once) and the taker's,
+    in the same transaction as the claim: a write the old worker still makes to it (it was only
+    late, on another host) is refused (:class:`~.db.RunTakenOver`), never mixed into the new run."""
     conn.execute(
-        "UPDATE runs SET status = 'interrupted', updated_at = ?"
-        " WHERE id = ? AND status = 'running' AND owner_host = ? AND owner_pid = ?",
-        (now, run_id, holder.host, holder.pid),
+        "UPDATE runs SET status = CASE WHEN status = 'running' THEN 'interrupted' ELSE status END,"
+        " owner_host = ?, owner_pid = ?, owner_started = ?, updated_at = ?"
+        " WHERE id = ? AND owner_host = ? AND owner_pid = ?",
+        (taker.host, taker.pid, taker.started, now, run_id, holder.host, holder.pid),
     )

@@ -54,6 +54,11 @@ class ReadOnlyHistoryError(StoreError):
     """
 
 
+class RunTakenOver(StoreError):
+    """Another process has taken the run over (a batch worker whose claim went stale): this
+    process's write to it is refused, and nothing of it is written."""
+
+
 def store_error(exc: sqlite3.Error | OSError, path: str | Path) -> StoreError:
     """``exc`` (from SQLite or the file system) as a StoreError naming ``path`` and what to do."""
     if isinstance(exc, OSError):

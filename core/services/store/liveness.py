@@ -20,9 +20,10 @@ import time
 
 from core.types import Round
 
-from .db import StoreError
-from .dialect import POSTGRESQL
+from .db import RunTakenOver, StoreError
+from .dialect import POSTGRESQL, Connection
 from .owner import OWNER_COLUMNS, active_runs, current_owner, owner_gone
+from .query import seen_runs
 from .rows import round_from_row
 from .threads import Threads
 
@@ -41,6 +42,23 @@ class Liveness(Threads):
     def stale_after(self) -> float:
         """Seconds after which a run of another host without a heartbeat counts as orphaned."""
         return PG_STALE_AFTER_S if self.dialect is POSTGRESQL else SQLITE_STALE_AFTER_S
+
+    def _held(self, conn: Connection, run_id: str) -> None:
+        """Raise :class:`RunTakenOver` when the run's owner stamp is another process's (a batch
+        worker took it over, ``begin_run`` elsewhere): the write is refused, the new owner's rows stay.
+        A run with no owner (saved whole, imported) or none at all is left to the write."""
+        lock = " FOR UPDATE" if self.dialect is POSTGRESQL else ""  # no takeover until we commit
+        rows = conn.execute(
+            f"SELECT owner_host, owner_pid FROM runs WHERE id = ?{lock}", (run_id,)
+        ).fetchall()
+        if not rows or rows[0]["owner_pid"] is None:
+            return
+        owner = current_owner()
+        if (rows[0]["owner_host"], int(rows[0]["owner_pid"])) != (owner.host, owner.pid):
+            raise RunTakenOver(
+                f"run {run_id} was taken over by {rows[0]['owner_host']}:{rows[0]['owner_pid']}; "
+                "this process no longer writes it"
+            )
 
     def mark_interrupted(self, stale_after: float | None = None) -> list[str]:
         """Mark runs left "running" by a process that is gone as "interrupted"; returns their ids.
@@ -79,7 +97,12 @@ class Liveness(Threads):
     def rounds_from(self, run_id: str, first: int) -> list[Round]:
         """The rounds of a run from index ``first`` on, live rows as they are: what a page following
         a running run re-reads (the rounds before ``first`` have ended and do not change)."""
-        rows = self._read("SELECT * FROM rounds WHERE run_id = ? AND idx >= ? ORDER BY idx", (run_id, first))
+        seen, params = seen_runs(self.viewer)  # a page follows only a run its person sees
+        rows = self._read(
+            "SELECT * FROM rounds WHERE run_id = ? AND idx >= ?"
+            f" AND EXISTS (SELECT 1 FROM runs WHERE id = rounds.run_id AND {seen}) ORDER BY idx",
+            (run_id, first, *params),
+        )
         return [round_from_row(row, run_running=True) for row in rows]
 
     def beat(self) -> int:

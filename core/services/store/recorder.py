@@ -28,7 +28,8 @@ What is written when:
 A database error never breaks the run being recorded: it is logged, kept in
 ``last_error``, and the buffered text is retried on the next write. A history
 that cannot be written at all (:class:`ReadOnlyHistoryError`) is logged once;
-the recorder then stops trying (``unsaved``) and the run goes on.
+the recorder then stops trying (``unsaved``) and the run goes on; so it does when another
+process has taken the run over (:class:`RunTakenOver`: a batch worker whose claim went stale).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from core.types import (
     RunStarted,
 )
 
-from .db import ReadOnlyHistoryError, StoreError
+from .db import ReadOnlyHistoryError, RunTakenOver, StoreError
 from .owner import claim_run, release_run
 from .rows import INTERRUPTED, fingerprint, status_for
 from .runs import Store
@@ -143,7 +144,7 @@ class Recorder:
                 return
             try:
                 self._dispatch(event)
-            except ReadOnlyHistoryError as exc:
+            except (ReadOnlyHistoryError, RunTakenOver) as exc:
                 self._give_up(exc)
             except (sqlite3.Error, StoreError) as exc:
                 self.last_error = exc
@@ -170,7 +171,7 @@ class Recorder:
                 return
             try:
                 self._flush()
-            except ReadOnlyHistoryError as exc:
+            except (ReadOnlyHistoryError, RunTakenOver) as exc:
                 self._give_up(exc)
             except (sqlite3.Error, StoreError) as exc:
                 self.last_error = exc
@@ -195,8 +196,9 @@ class Recorder:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _give_up(self, exc: ReadOnlyHistoryError) -> None:
-        """The history cannot be written at all: say so once, then let the run go on unsaved."""
+    def _give_up(self, exc: StoreError) -> None:
+        """The history cannot be written at all, or another process took the run over: say so
+        once, then let the run go on unsaved."""
         self.unsaved = True
         self.last_error = exc
         log.warning("this run is not saved: %s", exc)

@@ -260,12 +260,14 @@ class Store(Liveness):
     def start_round(self, run_id: str, round_: Round) -> None:
         """Insert (or reset) the live row of the round being streamed."""
         with self._write() as conn:
+            self._held(conn, run_id)
             self._upsert_round(conn, run_id, round_, live=True)
             conn.execute(TOTALS_SQL, {"run_id": run_id, "now": time.time()})
 
     def append_live(self, run_id: str, index: int, text: str, reasoning: str) -> None:
         """Append streamed text to the live row: only that row is rewritten."""
         with self._write() as conn:
+            self._held(conn, run_id)
             cur = conn.execute(
                 "UPDATE rounds SET text = text || ?, reasoning = reasoning || ?,"
                 " characters = characters + ?, reasoning_characters = reasoning_characters + ?"
@@ -280,12 +282,14 @@ class Store(Liveness):
     def write_rounds(self, run_id: str, rounds: Iterable[Round]) -> None:
         """Write finished rounds (replacing their rows) and refresh the run's totals."""
         with self._write() as conn:
+            self._held(conn, run_id)
             for round_ in rounds:
                 self._upsert_round(conn, run_id, round_, live=False)
             conn.execute(TOTALS_SQL, {"run_id": run_id, "now": time.time()})
 
     def heartbeat(self, run_id: str) -> None:
         with self._write() as conn:
+            self._held(conn, run_id)
             now = time.time()
             conn.execute("UPDATE runs SET heartbeat_at = ?, updated_at = ? WHERE id = ?", (now, now, run_id))
 
@@ -302,8 +306,11 @@ class Store(Liveness):
         rounds: Iterable[Round] = (),
         keep: Iterable[int] | None = None,
     ) -> None:
-        """End a run: write the changed ``rounds``, drop rows whose index is not in ``keep``."""
+        """End a run: write the changed ``rounds``, drop rows whose index is not in ``keep``.
+
+        Raises :class:`RunTakenOver` (nothing written) when another process now owns the run."""
         with self._write() as conn:
+            self._held(conn, run_id)
             self._finish(
                 conn,
                 run_id,
@@ -319,8 +326,7 @@ class Store(Liveness):
 
     def stored_rounds(self, run_id: str) -> list[Round]:
         """The rounds of a run as stored (live rows as they are)."""
-        rows = self._read("SELECT * FROM rounds WHERE run_id = ? ORDER BY idx", (run_id,))
-        return [round_from_row(row, run_running=True) for row in rows]
+        return self.rounds_from(run_id, 0)
 
     # ------------------------------------------------------------ helpers
 
