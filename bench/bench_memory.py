@@ -8,17 +8,22 @@ answer so far). Each measurement runs in a fresh child process of this script, w
    runs one short warm-up run (so lazy imports and the connection are in place);
    that state is *idle* (its RSS, and ``ru_maxrss`` so far);
 2. runs ``core.continuation.engine.run`` for the 1M-token answer, consuming the events
-   as the command line does (each Delta written to a file: /dev/null here) and keeping
-   only what the engine keeps (the final ``RunResult``, whose ``text`` it takes);
-3. reports its peak memory above idle.
+   as the command line does (each Delta written to a file: /dev/null here), keeping the
+   final ``RunResult`` and writing its answer at the end as the command line prints or
+   saves it (``RunResult.text_parts()``, piece by piece: ``core/cli/run.py``'s ``report``);
+3. reports its peak memory above idle; then, as a what-if, the peak once the answer is
+   also joined into one ``str`` (``RunResult.text``) beside the rounds' own texts.
 
-Three children, one after the other:
+Four children, one after the other:
 
 - ``rss`` (the figure that counts): no tracing; peak RSS above idle = ``ru_maxrss`` at
   the end minus ``ru_maxrss`` at idle (every allocator and fragmentation cost included).
 - ``collected`` (a what-if, to tell garbage from live data): the same, but the consumer
   calls ``gc.collect()`` after each RoundFinished, so objects that only reference cycles
   keep alive are freed every round instead of at the collector's next full pass.
+- ``history``: the same, the run recorded in a history on a temporary SQLite file as the
+  command line records it (``core.services.store.Recorder``, the default; ``--no-save`` is
+  the ``rss`` child).
 - ``trace``: ``tracemalloc`` started at idle (12 frames), so every figure is above idle,
   and a full collection at each RoundFinished (as ``collected``): the peak of each phase
   of a round (``plan``: from the previous round's end to RoundStarted, the engine building
@@ -26,7 +31,7 @@ Three children, one after the other:
   and sending it; ``stream``: first Delta to RoundFinished), what the most the collection
   freed in one round, and snapshots grouped by traceback: the live set at the first Delta
   of the round where the most was alive, what the collection freed (snapshots before and
-  after it), and what is left at the end (RunFinished, the text taken).
+  after it), and what is left at the end (RunFinished, the answer written out).
 
 Target: peak above idle <= 3x the text's size in UTF-8 bytes. The answer is checked
 against ``core.demo.demo_document`` (SHA-256), after the measurements.
@@ -49,6 +54,7 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -60,6 +66,7 @@ sys.path.insert(0, str(ROOT))
 from demo_process import start_demo_process  # noqa: E402  (bench/ is on sys.path)
 
 from core.continuation.engine import run  # noqa: E402
+from core.services.store import Recorder, Store  # noqa: E402
 from core.types import Delta, RoundFinished, RoundStarted, RunFinished, RunResult, RunSpec  # noqa: E402
 from core.wire.client import Client  # noqa: E402
 
@@ -157,13 +164,22 @@ class Tracer:
 
 
 def consume(
-    spec: RunSpec, client: Client, out: Any, tracer: Tracer | None, collect: bool = False
+    spec: RunSpec,
+    client: Client,
+    out: Any,
+    tracer: Tracer | None,
+    collect: bool = False,
+    store: Store | None = None,
 ) -> RunResult:
     """Events as the command line consumes them: deltas written out, the result kept
-    (``collect``: plus a full garbage collection after each round, the what-if)."""
+    (``collect``: plus a full garbage collection after each round, the what-if; ``store``:
+    recorded in that history, as the command line does unless told not to)."""
     result: RunResult | None = None
     first = False
-    for event in run(spec, client=client):
+    events = run(spec, client=client)
+    if store is not None:
+        events = Recorder(store, autoflush=True).record(events)
+    for event in events:
         kind = type(event)
         if kind is Delta:
             if first and tracer is not None:
@@ -216,8 +232,10 @@ def where(filename: str) -> str:
 def child(mode: str, base: str, tokens: int) -> dict[str, Any]:
     client = Client(base)
     client.list_models()
+    store = Store(Path(tempfile.mkdtemp()) / "history.db") if mode == "history" else None
     with open(os.devnull, "w", encoding="utf-8") as out:
-        consume(spec_for(base, "Write 3000 tokens about rivers", 512), client, out, None)  # warm-up
+        warm_up = spec_for(base, "Write 3000 tokens about rivers", 512)
+        consume(warm_up, client, out, None, store=store)
         gc.collect()
         idle_rss, idle_max = rss_bytes(), max_rss_bytes()
         tracer = None
@@ -225,12 +243,15 @@ def child(mode: str, base: str, tokens: int) -> dict[str, Any]:
             tracemalloc.start(TRACE_FRAMES)
             tracer = Tracer()
         start = time.perf_counter()
-        result = consume(spec_for(base, prompt_for(tokens)), client, out, tracer, mode == "collected")
-        text = result.text  # what a CLI prints or saves at the end
+        spec = spec_for(base, prompt_for(tokens))
+        result = consume(spec, client, out, tracer, mode == "collected", store)
+        run_max = max_rss_bytes()
+        out.writelines(result.text_parts())  # the answer at the end, as the CLI prints or saves it
         seconds = time.perf_counter() - start
         peak_max = max_rss_bytes()
         report: dict[str, Any] = {"mode": mode, "idle_rss": idle_rss, "idle_max_rss": idle_max}
         report["peak_rss_above_idle"] = peak_max - idle_max
+        report["peak_rss_of_the_run_above_idle"] = run_max - idle_max
         report["rss_at_end_above_idle"] = rss_bytes() - idle_rss
         if tracer is not None:
             end_top = top_stats(tracemalloc.take_snapshot())
@@ -248,7 +269,11 @@ def child(mode: str, base: str, tokens: int) -> dict[str, Any]:
             report["top_garbage"] = tracer.garbage_top
             report["top_garbage_round"] = tracer.garbage_top_round
             report["top_alive_at_end"] = end_top
+        text = result.text  # the what-if: the answer joined into one str, beside the rounds' texts
+        report["peak_rss_with_joined_text_above_idle"] = max_rss_bytes() - idle_max
     client.close()
+    if store is not None:
+        store.close()
     report.update(
         seconds=round(seconds, 2),
         stop_reason=result.stop_reason,
@@ -285,6 +310,12 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"| text (UTF-8) | {mib(text_bytes)} | 1.00 |")
     rows = [("text as a Python str", report["rss"]["text_str_bytes"])]
     rows.append(("**peak RSS above idle**", report["rss"]["peak_rss_above_idle"]))
+    if "peak_rss_with_joined_text_above_idle" in report["rss"]:
+        joined = report["rss"]["peak_rss_with_joined_text_above_idle"]
+        rows.append(("  what-if: then `RunResult.text` joined as well", joined))
+    if "with_history" in report:
+        recorded = report["with_history"]["peak_rss_above_idle"]
+        rows.append(("  recorded in a history (SQLite), as the CLI does by default", recorded))
     if "collected_each_round" in report:
         collected = report["collected_each_round"]["peak_rss_above_idle"]
         rows.append(("  what-if: gc.collect() after each round", collected))
@@ -295,7 +326,7 @@ def print_table(report: dict[str, Any]) -> None:
             if phase in trace["phase_peaks"]:
                 rows.append((f"  peak while `{phase}`", trace["phase_peaks"][phase]["peak"]))
         rows.append(("  alive at a round's first Delta (max)", trace["alive_at_first_delta"]))
-        rows.append(("  traced at the end (RunResult + its text)", trace["traced_at_end"]))
+        rows.append(("  traced at the end (the RunResult, its answer written out)", trace["traced_at_end"]))
         rows.append(
             ("  garbage one round's end leaves (max, freed by gc.collect())", trace["garbage_freed_max"])
         )
@@ -315,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=1_000_000)
     parser.add_argument("--only-rss", action="store_true", help="only the rss child (the headline)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "memory.json")
-    parser.add_argument("--child", choices=("rss", "collected", "trace"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("rss", "collected", "history", "trace"), help=argparse.SUPPRESS)
     parser.add_argument("--base", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -326,10 +357,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print("rss child…", file=sys.stderr)
         rss = run_child("rss", base, args.tokens)
-        collected = trace = None
+        collected = history = trace = None
         if not args.only_rss:
             print("collected child…", file=sys.stderr)
             collected = run_child("collected", base, args.tokens)
+            print("history child…", file=sys.stderr)
+            history = run_child("history", base, args.tokens)
             print("trace child…", file=sys.stderr)
             trace = run_child("trace", base, args.tokens)
     finally:
@@ -340,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
 
     expected = demo_document(prompt_for(args.tokens), MODEL)
     digest = hashlib.sha256(expected.encode("utf-8")).hexdigest()
-    exact = all(r["sha256"] == digest for r in (rss, collected, trace) if r is not None)
+    exact = all(r["sha256"] == digest for r in (rss, collected, history, trace) if r is not None)
     report: dict[str, Any] = {
         "benchmark": "memory",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -363,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if collected is not None:
         report["collected_each_round"] = collected
+    if history is not None:
+        report["with_history"] = history
     if trace is not None:
         report["tracemalloc_peak"] = trace["traced_peak"]
         report["tracemalloc_ratio"] = round(trace["traced_peak"] / trace["text_bytes"], 2)

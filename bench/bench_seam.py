@@ -232,7 +232,7 @@ def engine_run(client: Client, base: str, tokens: int, max_tokens: int, topic: s
         base_url=base,
         model=MODEL,
         max_tokens=max_tokens,
-        max_rounds=100_000,
+        max_rounds=10_000,  # the most a run may have (core.bounds)
         context_window=32768,
         output_cap=4096,
     )

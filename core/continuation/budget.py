@@ -22,6 +22,7 @@ from typing import Any
 
 from core.continuation.strategies import get_strategy
 from core.types import Prices, Round, RunResult, RunSpec, Usage
+from core.types.pieces import Pieces
 from core.wire.errors import ConfigError
 
 # Below this many tokens a round cannot do useful work: stop with context_exhausted.
@@ -115,15 +116,16 @@ def implausible_usage(
 
 
 def sent_size(body: dict[str, Any]) -> tuple[int, int]:
-    """Characters of text in a request body and its number of messages (a prompt counts as one)."""
+    """Characters of text in a request body and its number of messages (a prompt counts as one).
+    A text given as :class:`~core.types.pieces.Pieces` is counted without joining it."""
     if "prompt" in body:
-        return len(str(body["prompt"])), 1
+        return _chars(body["prompt"]), 1
     messages = body.get("messages", ())
-    chars = sum(
-        len(m["content"]) if isinstance(m.get("content"), str) else len(str(m.get("content") or ""))
-        for m in messages
-    )
-    return chars, len(messages)
+    return sum(_chars(m.get("content") or "") for m in messages), len(messages)
+
+
+def _chars(value: Any) -> int:
+    return len(value) if isinstance(value, str | Pieces) else len(str(value))
 
 
 def first_prompt(spec: RunSpec) -> tuple[int, int]:

@@ -306,7 +306,8 @@ class _Runner:
         if kind == "cancelled":
             return "cancelled"
         if kind == "exhausted":
-            if not self.result.text and not "".join(self.reasoning_parts) and outcome.error is not None:
+            empty = not any(self.result.text_parts()) and not any(self.reasoning_parts)
+            if empty and outcome.error is not None:
                 self.error = outcome.error.to_info()  # not even the first round fits: say why
                 return "error"
             return "context_exhausted"

@@ -30,11 +30,9 @@ class Ledger:
         self.produced = result.completion_tokens  # running totals, not re-summed per round
         self.spent = result.cost or 0.0
 
-    def context_tokens(self, body: dict[str, Any], more: int = 0) -> tuple[int, int]:
-        """Estimated prompt tokens of ``body`` and its size in characters (``more``: characters
-        of the answer left out of ``body``'s partial turn)."""
+    def context_tokens(self, body: dict[str, Any]) -> tuple[int, int]:
+        """Estimated prompt tokens of ``body`` and its size in characters."""
         chars, messages = budget.sent_size(body)
-        chars += more
         if self.prev is None:
             return budget.estimate_prompt(chars, messages, self.calib), chars
         sent, sent_messages, prompt, completion, generated = self.prev

@@ -14,6 +14,7 @@ from core.continuation.reasoning import ThinkSplitter
 from core.continuation.rounds import Plan
 from core.continuation.strategies import Strategy, Think, prefill_text
 from core.types import TRUNCATED_FINISH_REASONS, Round, RunSpec
+from core.types.pieces import Pieces
 from core.wire.errors import ConfigError
 
 __all__ = ["held_back_chars", "plan_round", "seam_check_due"]
@@ -50,9 +51,9 @@ def plan_round(
 ) -> Plan | str:
     """The next request after ``rounds`` (whose text is ``parts`` joined), or a stop reason.
 
-    The answer sent is built once, already without the tail held back: a long run holds one
-    copy of it at a time (bench/bench_memory.py). Until then the request is sized with the
-    answer's last piece in it and the other pieces counted (the same body, shorter).
+    The answer is sent as the rounds' texts themselves (:class:`~core.types.pieces.Pieces`,
+    the last one without the tail held back), never joined: a long run holds the answer once,
+    in its rounds (bench/bench_memory.py).
 
     ``reasoning`` and ``think``: the reasoning so far and where ``<think>`` stands, while the
     answer is empty. ``check_seam``: the first seam at temperature 0 is still to be checked
@@ -60,9 +61,8 @@ def plan_round(
     """
     if spec.max_tokens < 1:
         raise ConfigError(f"max_tokens per round is {spec.max_tokens}.", "Set it to at least 1.")
-    tail = next((part for part in reversed(parts) if part), "")
-    more = sum(map(len, parts)) - len(tail)
-    context, chars = ledger.context_tokens(strategy.build(spec, tail, reasoning, think=think)[1], more)
+    whole = Pieces(parts)
+    context, chars = ledger.context_tokens(strategy.build(spec, whole, reasoning, think=think)[1])
     room = ledger.room(context)
     if room.exhausted:
         return "context_exhausted"
@@ -72,7 +72,7 @@ def plan_round(
     if last and last.text and strategy.holds_back:
         held = held_back_chars(last.text, room.max_tokens, verify=verify)
     verify = verify and held > 0
-    answer = _joined_without(parts, held)
+    answer, kept = _without(whole, held)
     endpoint, body = strategy.build(spec, answer, reasoning, think=think)
     if held:
         context, chars = ledger.context_tokens(body)
@@ -85,7 +85,7 @@ def plan_round(
     if held and last is not None:  # committed: the previous round gives its tail back
         held_text = last.text[-held:]
         last.held_back = held_text + last.held_back
-        last.text = last.text[:-held]
+        last.text = kept  # the very string the request carries as its last piece
     prefill = prefill_text(answer, reasoning, think)
     splitter = None
     if not answer:
@@ -105,13 +105,10 @@ def plan_round(
     )
 
 
-def _joined_without(parts: list[str], held: int) -> str:
-    """``parts`` joined without their last ``held`` characters, in one copy."""
-    parts = list(parts)
-    while held and parts:
-        last = parts.pop()
-        if len(last) > held:
-            parts.append(last[: len(last) - held])
-            break
-        held -= len(last)
-    return "".join(parts)
+def _without(answer: Pieces, held: int) -> tuple[Pieces, str]:
+    """``answer`` without its last ``held`` characters (the end of the last round: less than
+    its last piece, :func:`~core.continuation.seams.hold_back`), and what that piece keeps."""
+    if not held:
+        return answer, ""
+    sent = answer.head(len(answer) - held)
+    return sent, sent.pieces[-1]

@@ -37,6 +37,7 @@ from typing import Any
 
 from core.continuation.strategies import STRATEGY_CLASSES, Strategy, get_strategy
 from core.types import CancelToken, RunSpec
+from core.types.pieces import Text
 from core.wire.client import Client, Timeouts
 from core.wire.errors import ContinuumError
 
@@ -211,7 +212,7 @@ NO_REPEAT_PENALTY = {"repeat_penalty": 1.0}
 
 
 def self_consistency(
-    client: Client, strategy: Strategy, spec: RunSpec, answer: str = "", cancel: CancelToken | None = None
+    client: Client, strategy: Strategy, spec: RunSpec, answer: Text = "", cancel: CancelToken | None = None
 ) -> ProbeResult:
     """The check at one point of a conversation: ``spec`` (at temperature 0) with ``answer`` sent.
 
@@ -237,7 +238,7 @@ def self_consistency(
 
 
 def _check(
-    client: Client, strategy: Strategy, spec: RunSpec, answer: str, cancel: CancelToken | None
+    client: Client, strategy: Strategy, spec: RunSpec, answer: Text, cancel: CancelToken | None
 ) -> ProbeResult:
     first = _ask(client, *strategy.build(spec, answer), cancel=cancel)
     cut = cut_point(first)

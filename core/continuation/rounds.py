@@ -26,6 +26,7 @@ from core.continuation.reader import Got, RoundReader
 from core.continuation.reasoning import ThinkSplitter
 from core.continuation.strategies import ReplyFilter
 from core.types import CancelToken, Delta, Event, Notice, Retrying, Round, RunSpec
+from core.types.pieces import Pieces, Text
 from core.wire.client import Client
 from core.wire.errors import (
     APIStatusError,
@@ -82,8 +83,8 @@ class Plan:
     endpoint: str
     body: dict[str, Any]  # holds the round's one max_tokens (see the property)
     held: int  # characters held back from the previous round
-    answer: str  # the answer so far as sent (after hold-back)
-    prefill: str  # what the request carries as the assistant's partial turn
+    answer: Pieces  # the answer so far as sent (after hold-back): the rounds' texts, not joined
+    prefill: Text  # what the request carries as the assistant's partial turn
     prompt_estimate: int
     sent_chars: int
     reply_filter: ReplyFilter | None = None

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.types.pieces import Text
+
 Flag = dict[str, Any]
 
 # A round allowed fewer tokens than this regenerates only whitespace, never a word.
@@ -115,7 +117,7 @@ def check_rewritten(held: str, new_text: str, round_index: int) -> Flag | None:
 # ---------------------------------------------------------------- overlap
 
 
-def find_overlap(answer: str, new_text: str, *, min_chars: int = 8, window: int = OVERLAP_WINDOW) -> int:
+def find_overlap(answer: Text, new_text: str, *, min_chars: int = 8, window: int = OVERLAP_WINDOW) -> int:
     """Length of the longest end of ``answer`` that ``new_text`` starts with (0 below ``min_chars``)."""
     tail = answer[-window:]
     if len(tail) < min_chars or len(new_text) < min_chars:
@@ -138,7 +140,7 @@ class OverlapFilter:
 
     __slots__ = ("_buf", "_min", "_tail", "decided", "dropped")
 
-    def __init__(self, answer: str, *, min_chars: int = 8) -> None:
+    def __init__(self, answer: Text, *, min_chars: int = 8) -> None:
         self._tail = answer[-OVERLAP_WINDOW:]
         self._buf = ""
         self._min = min_chars
@@ -176,24 +178,25 @@ class EchoFilter:
 
     __slots__ = ("_buf", "_sent", "decided", "dropped")
 
-    def __init__(self, sent: str) -> None:
+    def __init__(self, sent: Text) -> None:
         self._sent = sent
         self._buf = ""
         self.decided = not sent
-        self.dropped = ""
+        self.dropped: Text = ""
 
     def feed(self, text: str) -> str:
         if self.decided:
             return text
+        at = len(self._buf)  # held so far: a beginning of what was sent, so only ``text`` is compared
         self._buf += text
         buf, sent = self._buf, self._sent
         if len(buf) < len(sent):
-            if sent.startswith(buf):
+            if sent.startswith(text, at):
                 return ""
             return self.flush()
         self.decided = True
         self._buf = ""
-        if buf.startswith(sent):
+        if sent.startswith(buf[at : len(sent)], at):
             self.dropped = sent
             return buf[len(sent) :]
         return buf
@@ -209,7 +212,7 @@ class EchoFilter:
 # ---------------------------------------------------------------- checks
 
 
-def check_overlap(answer: str, new_text: str) -> Flag | None:
+def check_overlap(answer: Text, new_text: str) -> Flag | None:
     k = find_overlap(answer, new_text, min_chars=OVERLAP_MIN_FLAG)
     if not k:
         return None
@@ -221,7 +224,7 @@ def check_overlap(answer: str, new_text: str) -> Flag | None:
     }
 
 
-def check_restart(answer: str, new_text: str) -> Flag | None:
+def check_restart(answer: Text, new_text: str) -> Flag | None:
     """The new text starts the answer over: the server ignored the prefill.
 
     RESTART_MIN characters must match the beginning of the answer, or, when the answer or the
@@ -295,7 +298,7 @@ def check_repetition(text: str) -> Flag | None:
 REPEAT_MIN = 200  # a round repeating this much text verbatim is looping
 
 
-def check_repeated_round(answer: str, new_text: str) -> Flag | None:
+def check_repeated_round(answer: Text, new_text: str) -> Flag | None:
     """The new round starts with a verbatim copy (REPEAT_MIN characters) of recent text."""
     if len(new_text) < REPEAT_MIN or new_text[:REPEAT_MIN] not in answer[-LOOP_WINDOW:]:
         return None
@@ -325,7 +328,7 @@ class FenceTracker:
     def __init__(self) -> None:
         self._checkpoints: list[tuple[int, int]] = [(0, 0)]  # (position after a newline, fences before)
 
-    def open_at(self, text: str) -> bool:
+    def open_at(self, text: Text) -> bool:
         length = len(text)
         while self._checkpoints[-1][0] > length:
             self._checkpoints.pop()
@@ -341,7 +344,7 @@ class FenceTracker:
         return fences % 2 == 1
 
 
-def check_structure(text: str, fences: FenceTracker) -> list[Flag]:
+def check_structure(text: Text, fences: FenceTracker) -> list[Flag]:
     """Flags for a seam at the end of ``text`` that falls inside a code block or a table."""
     flags: list[Flag] = []
     if fences.open_at(text):

@@ -18,6 +18,10 @@ instruction    P + assistant(A) + user("continue exactly…")            the ove
 
 When A is empty but R is not (a round cut inside the reasoning), the prefill is
 ``"<think>\\n" + R`` with no closing tag, so the model continues its reasoning.
+
+The engine gives A as :class:`~core.types.pieces.Pieces` (the rounds' own texts) and it is
+sent as given, never joined: the completions prompt is the rendered template followed by
+those pieces (the template renders the conversation only, so nothing is spliced into it).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from core.continuation.reasoning import CLOSE as THINK_CLOSE
 from core.continuation.reasoning import reasoning_prefill
 from core.continuation.seams import EchoFilter, OverlapFilter
 from core.types import RunSpec
+from core.types.pieces import Text
 from core.wire.errors import ConfigError
 
 Endpoint = Literal["chat", "completions"]
@@ -43,8 +48,10 @@ CONTINUE_INSTRUCTION = (
 class ReplyFilter(Protocol):
     """Rewrites the start of a streamed reply (drops an echo or an overlap)."""
 
-    dropped: str
     decided: bool
+
+    @property
+    def dropped(self) -> Text: ...
 
     def feed(self, text: str) -> str: ...
 
@@ -54,12 +61,13 @@ class ReplyFilter(Protocol):
 Think = Literal["open", "closed"] | None
 
 
-def prefill_text(answer: str, reasoning: str, think: Think = None) -> str:
+def prefill_text(answer: Text, reasoning: str, think: Think = None) -> Text:
     """What the request carries as the assistant's partial turn ("" for none).
 
     ``think``: where ``<think>`` reasoning in the content stands when the answer
     is still empty: "open" (cut inside it, even before its first word) or
-    "closed" (cut between ``</think>`` and the answer).
+    "closed" (cut between ``</think>`` and the answer). ``answer`` may be
+    :class:`~core.types.pieces.Pieces` (the rounds' texts): it is sent as it is given.
     """
     if answer:
         return answer
@@ -83,7 +91,7 @@ class Strategy:
     def build(
         self,
         spec: RunSpec,
-        answer: str,
+        answer: Text,
         reasoning: str = "",
         *,
         max_tokens: int | None = None,
@@ -95,20 +103,20 @@ class Strategy:
         body.update(spec.extra_body)
         return self.endpoint, body
 
-    def messages(self, spec: RunSpec, prefill: str) -> list[dict[str, Any]]:
+    def messages(self, spec: RunSpec, prefill: Text) -> list[dict[str, Any]]:
         messages = [dict(m) for m in spec.messages]
         if prefill:
             messages.append(self.assistant(prefill))
         return messages
 
-    def assistant(self, prefill: str) -> dict[str, Any]:
+    def assistant(self, prefill: Text) -> dict[str, Any]:
         return {"role": "assistant", "content": prefill}
 
-    def reply_filter(self, sent: str) -> ReplyFilter | None:
+    def reply_filter(self, sent: Text) -> ReplyFilter | None:
         """A filter for the reply to a request whose prefill was ``sent``, or None (as is)."""
         return None
 
-    def interpret(self, sent: str, reply: str) -> str:
+    def interpret(self, sent: Text, reply: str) -> str:
         """The part of a whole ``reply`` that continues ``sent`` (tests and non-streaming use)."""
         filt = self.reply_filter(sent)
         if filt is None:
@@ -138,7 +146,7 @@ class VllmStrategy(Strategy):
     def build(
         self,
         spec: RunSpec,
-        answer: str,
+        answer: Text,
         reasoning: str = "",
         *,
         max_tokens: int | None = None,
@@ -155,10 +163,10 @@ class PrefixStrategy(Strategy):
     name = "prefix"
     label = 'Prefix flag ("prefix": true)'
 
-    def assistant(self, prefill: str) -> dict[str, Any]:
+    def assistant(self, prefill: Text) -> dict[str, Any]:
         return {"role": "assistant", "content": prefill, "prefix": True}
 
-    def reply_filter(self, sent: str) -> ReplyFilter | None:
+    def reply_filter(self, sent: Text) -> ReplyFilter | None:
         return EchoFilter(sent) if sent else None
 
 
@@ -170,7 +178,7 @@ class CompletionsStrategy(Strategy):
     def build(
         self,
         spec: RunSpec,
-        answer: str,
+        answer: Text,
         reasoning: str = "",
         *,
         max_tokens: int | None = None,
@@ -190,13 +198,13 @@ class InstructionStrategy(Strategy):
     # would vanish from the answer. The whole answer is sent; the overlap filter removes repeats.
     holds_back = False
 
-    def messages(self, spec: RunSpec, prefill: str) -> list[dict[str, Any]]:
+    def messages(self, spec: RunSpec, prefill: Text) -> list[dict[str, Any]]:
         messages = super().messages(spec, prefill)
         if prefill:
             messages.append({"role": "user", "content": CONTINUE_INSTRUCTION})
         return messages
 
-    def reply_filter(self, sent: str) -> ReplyFilter | None:
+    def reply_filter(self, sent: Text) -> ReplyFilter | None:
         return OverlapFilter(sent) if sent else None
 
 

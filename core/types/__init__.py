@@ -9,6 +9,8 @@ the same events. A finished (or interrupted) run is a :class:`RunResult`, whose
 - :mod:`core.types.records`: RunSpec, Round, Edit, ErrorInfo, RunResult, the stop reasons
   and strategy names.
 - :mod:`core.types.events`: stream deltas, the engine's events, CancelToken.
+- :mod:`core.types.pieces`: a text given as the pieces it is made of (the answer so far as
+  the rounds hold it, sent back without joining).
 
 Nothing here does I/O, and nothing here ever holds an API key.
 """

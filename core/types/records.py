@@ -245,10 +245,14 @@ class RunResult:
 
     @property
     def text(self) -> str:
+        """The answer as one new ``str``: a whole copy beside the rounds' texts (a long answer is
+        better read piece by piece, :meth:`text_parts`)."""
         return "".join(self.text_parts())
 
     def text_parts(self) -> list[str]:
-        """The pieces :attr:`text` joins: the last edit's text, then the rounds after it."""
+        """The pieces :attr:`text` joins: the last edit's text, then the rounds after it (the
+        strings themselves: the engine sends them as the answer so far, the command line
+        writes them out)."""
         if not self.edits:
             return [r.text for r in self.rounds]
         last = self.edits[-1]
@@ -293,7 +297,7 @@ class RunResult:
             "completion_tokens": self.completion_tokens,
             "tokens_estimated": self.tokens_estimated,
             "cost": self.cost,
-            "characters": len(self.text),
+            "characters": sum(map(len, self.text_parts())),  # a long answer is not joined to count it
             "duration_s": (self.finished_at or time.time()) - self.started_at,
             "retries": sum(r.retries for r in self.rounds),
         }
