@@ -60,6 +60,16 @@ def test_the_password_never_shows_in_the_path_or_an_error(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_password_in_the_query_never_shows_either() -> None:
+    url = "postgresql://db.example.com/continuum?sslmode=require&password=s3cret&SSLPassword=k%20ey&user=ci"
+    assert redact_url(url) == (
+        "postgresql://db.example.com/continuum?sslmode=require&password=***&SSLPassword=***&user=ci"
+    )
+    both = "postgres://ci:s3cret@[::1]:5433/db?pass%77ord=s3cret"
+    assert redact_url(both) == "postgres://ci:***@[::1]:5433/db?pass%77ord=***"
+    assert redact_url("postgresql://ci@h/db?sslmode=require") == "postgresql://ci@h/db?sslmode=require"
+
+
 def test_urls_are_recognised_by_their_scheme() -> None:
     assert is_postgresql_url("postgresql://u@h/db") and is_postgresql_url("postgres://u@h/db")
     assert not is_postgresql_url("/var/lib/continuum/postgresql.sqlite3")

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 PG_SCHEMES = ("postgresql://", "postgres://")
 
@@ -33,17 +33,29 @@ def is_postgresql_url(target: object) -> bool:
     return str(target).lower().startswith(PG_SCHEMES)
 
 
+SECRET_PARAMS = frozenset({"password", "sslpassword"})  # libpq connection-URI parameters that hold a secret
+
+
 def redact_url(url: str) -> str:
-    """``url`` without its password (for messages and ``Store.path``)."""
+    """``url`` without its password (for messages and ``Store.path``): the one in the user part and
+    any ``password=`` / ``sslpassword=`` parameter of the query (libpq reads both)."""
     parts = urlsplit(url)
-    if parts.password is None:
+    netloc, query = parts.netloc, parts.query
+    if parts.password is not None:
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    if query:
+        query = "&".join(
+            f"{pair.partition('=')[0]}=***"
+            if unquote(pair.partition("=")[0]).lower() in SECRET_PARAMS
+            else pair
+            for pair in query.split("&")
+        )
+    if (netloc, query) == (parts.netloc, parts.query):
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 class Cursor(Protocol):

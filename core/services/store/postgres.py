@@ -21,7 +21,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from .db import ReadOnlyHistoryError, StoreError
-from .dialect import pyformat, redact_url
+from .dialect import SECRET_PARAMS, pyformat, redact_url
 
 CONNECT_TIMEOUT_S = 10
 ELSEWHERE_PG = "or set CONTINUUM_DB to another database (or unset it for the local SQLite file)"
@@ -115,8 +115,14 @@ def connect_postgresql(url: str, timeout: float) -> PgConnection:
 
 def _reason(exc: Exception, url: str) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    password = psycopg.conninfo.conninfo_to_dict(url).get("password") if "@" in url else None
-    return text.replace(str(password), "***") if password else text
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:  # a URL libpq cannot read: it had no secret to show either
+        return text
+    for secret in (params.get(name) for name in SECRET_PARAMS):
+        if secret:
+            text = text.replace(str(secret), "***")
+    return text
 
 
 def pg_store_error(exc: Exception, url: str) -> StoreError:
