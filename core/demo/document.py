@@ -93,6 +93,7 @@ def _articles(words: list[str]) -> list[str]:
 
 _OBJECT = ("it", "us", "them")  # an object in place of a determiner left without its noun
 _AFTER = ("again", "today", "too", "still")  # a closing word in place of a conjunction or preposition
+_RESTS = ("changes", "waits", "grows", "rests")  # a verb that needs no object, ending a clause
 
 
 def _close(rng: random.Random, words: list[str], last: int) -> None:
@@ -100,10 +101,16 @@ def _close(rng: random.Random, words: list[str], last: int) -> None:
     with the same number of words: a noun or a verb may end it; a determiner becomes an object
     ("measures it"); a preposition or a conjunction after a noun becomes a closing word ("the
     market again"); a conjunction with its determiner becomes "as well"; an adjective becomes
-    a noun ("every ledger", never "harbour harbour" nor "harbour — harbour")."""
-    if last in (2, 3, 5, 9):
+    a noun ("every ledger", never "harbour harbour" nor "harbour — harbour"); a clause after a
+    conjunction ends on its verb ("while that café waits") or becomes "again and again"."""
+    after_conjunction = len(words) > len(_PATTERN)  # the last clause began with "while", "so"…
+    if after_conjunction and last == 1:  # "… while that", never "… while that café."
+        words[-3:] = ["again", "and", "again"]
+    elif after_conjunction and last == 2:  # its noun needs a verb: "… while that café changes."
+        words[-2:] = [rng.choice([noun for noun in _NOUN if noun not in words[-4:-2]]), rng.choice(_RESTS)]
+    elif last in (2, 3, 5, 9):
         return
-    if last in (4, 7):
+    elif last in (4, 7):
         words[-1] = rng.choice(_OBJECT)
     elif last in (6, 10):
         words[-1] = rng.choice(_AFTER)

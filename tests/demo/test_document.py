@@ -114,6 +114,18 @@ def test_a_sentence_never_ends_on_a_noun_without_its_determiner(prompt: str) -> 
     assert [e for e in endings if e[1] in _NOUN and e[0].lower() in bare] == []
 
 
+@pytest.mark.parametrize("prompt", PROSE_PROMPTS)
+def test_a_clause_after_a_conjunction_never_ends_without_its_verb(prompt: str) -> None:
+    """Not "… while that café." nor "… because every quiet river."."""
+    from core.demo.document import _ADJ, _CONJ, _DET, _NOUN
+
+    text, dets = prose(demo_document(prompt)), set(_DET) | {"an"}
+    three = re.findall(r"(\S+) (\S+) (\w+)\.(?:\s|$)", text)
+    four = re.findall(r"(\S+) (\S+) (\S+) (\w+)\.(?:\s|$)", text)
+    assert [e for e in three if e[0] in _CONJ and e[1] in dets and e[2] in _NOUN] == []
+    assert [e for e in four if e[0] in _CONJ and e[1] in dets and e[2] in _ADJ and e[3] in _NOUN] == []
+
+
 def test_every_word_of_the_prose_is_one_demo_token() -> None:
     words = prose(demo_document(PROSE_PROMPTS[0])).split()
     assert all(count_tokens(" " + word) == 1 for word in words)
