@@ -4,12 +4,14 @@ a worker thread's HTTP transport.
 Shared by the in-process :class:`~core.services.batch.runner.BatchRunner` and the batch
 workers (:mod:`core.services.batch.worker`): an item whose run exists continues that run
 (``engine.run(..., resume=store.load(run_id))``, as the Runs page's resume does); an item
-without one gets a new run id, linked to the item before the run row is written.
+without one gets a new run id, linked to the item before the run row is written. An item whose
+run raised an unexpected exception ends in error (:func:`end_item_run_in_error`).
 """
 
 from __future__ import annotations
 
 import ssl
+import time
 import uuid
 from typing import cast
 
@@ -18,7 +20,7 @@ from core.services.batch.pacing import paced_transport
 from core.services.batch.transport import LimitedTransport
 from core.services.batch.writer import WriteBehindStore
 from core.services.store import Batches, Recorder, Store
-from core.types import RunResult, RunSpec
+from core.types import ErrorInfo, RunResult, RunSpec
 from core.wire import pinning
 
 
@@ -51,3 +53,30 @@ def open_item_run(
     writer.submit(Batches(store).link, batch_id, position, run_id)  # linked first
     writer.create_run(spec, run_id=run_id, batch_id=batch_id)
     return Recorder(writes, run_id=run_id, flush_interval=flush_interval), None, run_id
+
+
+def end_item_run_in_error(
+    writer: WriteBehindStore,
+    batch_id: str,
+    position: int,
+    run_id: str | None,
+    spec: RunSpec,
+    error: ErrorInfo,
+) -> None:
+    """Queue the end of the item's run in ``error``, behind its other writes: its stored text is
+    kept; an item without a stored run gets one (``spec``, linked first) so the batch counts it failed."""
+    writer.submit(_end_in_error, writer.store, batch_id, position, run_id, spec, error)
+
+
+def _end_in_error(
+    store: Store, batch_id: str, position: int, run_id: str | None, spec: RunSpec, error: ErrorInfo
+) -> None:
+    if run_id is not None and store.exists(run_id):
+        spec = store.load(run_id).spec
+    else:
+        run_id = str(uuid.uuid4())
+        Batches(store).link(batch_id, position, run_id)
+        store.create_run(spec, run_id=run_id, batch_id=batch_id)
+    store.finish_run(
+        run_id, spec=spec, status="error", stop_reason="error", error=error, finished_at=time.time()
+    )

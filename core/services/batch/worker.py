@@ -15,11 +15,14 @@ Every request holds a slot of the worker's :class:`~core.services.batch.limiter.
 (a 429 halves this worker's concurrency). A beat thread renews the worker's claims every
 second; an item whose worker died is taken by another and its run resumed from the stored
 text, as the Runs page's resume does. A claim found taken over (this worker's beats did not reach
-the database in time) is cancelled here: the run has one writer at a time.
+the database in time) is cancelled here: the run has one writer at a time. An item whose run raises
+an unexpected exception here ends in error (its text so far kept; the batch counts it failed) and
+the worker goes on with the next one: a poison item stops neither the workers nor the batch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import ssl
 import threading
@@ -33,7 +36,7 @@ from core.continuation import engine
 from core.continuation.rounds import RetryPolicy
 from core.services.batch.control import ItemThreads
 from core.services.batch.inputs import BatchItem
-from core.services.batch.item_runs import limited_transport, open_item_run
+from core.services.batch.item_runs import end_item_run_in_error, limited_transport, open_item_run
 from core.services.batch.limiter import AdaptiveLimiter
 from core.services.batch.pacing import DEFAULT_INTERVAL
 from core.services.batch.specs import DEFAULT_CONCURRENCY, HARD_MAX_CONCURRENCY, item_spec, settings_from_dict
@@ -41,7 +44,7 @@ from core.services.batch.transport import LimitedTransport
 from core.services.batch.writer import WriteBehindStore
 from core.services.store import Batches, Store, StoreError
 from core.services.store.claims import Claim, Claims
-from core.types import CancelToken, RunFinished, RunSpec
+from core.types import CancelToken, ErrorInfo, RunFinished, RunSpec
 from core.wire.client import Client, Timeouts
 from core.wire.errors import ConfigError
 
@@ -266,36 +269,21 @@ class BatchWorker(ItemThreads[WorkerProgress]):
             self._release(claim)  # still recorded by a live process: leave it to that one
             self._halt.wait(self.poll)
             return
-        spec = item_spec(settings, BatchItem.from_dict(claim.item))
-        client = self._lane(lanes, settings.base_url, key)
         cancel = CancelToken()
         slot = (claim.batch_id, claim.position)
         with self._lock:
             self._cancels[slot] = cancel
             self._counts["resumed"] += claim.taken_over
-        lanes[settings.base_url][1].cancel = cancel
-        assert self._writer is not None
+        run_ids = [claim.run_id]  # the item's run, once opened here
         status = "stopped"
         try:
-            recorder, resume, _ = open_item_run(
-                self._writer,
-                claim.batch_id,
-                claim.position,
-                claim.run_id,
-                spec,
-                flush_interval=FLUSH_INTERVAL,
-            )
-            events = recorder.record(
-                engine.run(spec, api_key=key, cancel=cancel, resume=resume, client=client, retry=self._retry)
-            )
-            try:
-                for event in events:
-                    if type(event) is RunFinished:
-                        status = _status(event.stop_reason)
-            finally:
-                close = getattr(events, "close", None)
-                if close is not None:
-                    close()  # closes the engine run, its HTTP stream and the recorder
+            status = self._answer(claim, settings, key, lanes, cancel, run_ids)
+        except (ConfigError, StoreError):
+            raise  # the worker's (a batch it cannot run) or the history's: handled by the thread
+        except Exception as exc:  # this item's alone: it ends in error, the worker goes on
+            log.exception("batch worker: item %s failed with an internal error", claim.item_id)
+            self._end_in_error(claim, settings, run_ids[-1], exc)
+            status = "failed"
         finally:
             self._release(claim, ended=status != "stopped")
             with self._lock:
@@ -306,6 +294,47 @@ class BatchWorker(ItemThreads[WorkerProgress]):
                 self._on_item(claim.item_id, status)
             except Exception:
                 log.exception("batch worker: the on_item callback failed")
+
+    def _answer(
+        self,
+        claim: Claim,
+        settings: RunSpec,
+        key: str | None,
+        lanes: dict[str, tuple[Client, LimitedTransport]],
+        cancel: CancelToken,
+        run_ids: list[str | None],
+    ) -> str:
+        """Run the item on the engine, recorded; its status ("finished", "failed", "stopped")."""
+        spec = item_spec(settings, BatchItem.from_dict(claim.item))
+        client = self._lane(lanes, settings.base_url, key)
+        lanes[settings.base_url][1].cancel = cancel
+        assert self._writer is not None
+        recorder, resume, run_id = open_item_run(
+            self._writer, claim.batch_id, claim.position, claim.run_id, spec, flush_interval=FLUSH_INTERVAL
+        )
+        run_ids.append(run_id)
+        events = recorder.record(
+            engine.run(spec, api_key=key, cancel=cancel, resume=resume, client=client, retry=self._retry)
+        )
+        status = "stopped"
+        try:
+            for event in events:
+                if type(event) is RunFinished:
+                    status = _status(event.stop_reason)
+        finally:
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()  # closes the engine run, its HTTP stream and the recorder
+        return status
+
+    def _end_in_error(self, claim: Claim, settings: RunSpec, run_id: str | None, exc: Exception) -> None:
+        """Record the item's run as ended in error (its text so far kept), before the item is let go;
+        if that write fails too, the release leaves the item free (the history says it has not ended)."""
+        assert self._writer is not None
+        error = ErrorInfo(kind=type(exc).__name__, message=f"Internal error in the batch worker: {exc}")
+        prompt = {"role": "user", "content": str(claim.item.get("prompt") or "")}
+        spec = dataclasses.replace(settings, messages=[prompt], title=claim.item_id)  # its own may not build
+        end_item_run_in_error(self._writer, claim.batch_id, claim.position, run_id, spec, error)
 
     def _release(self, claim: Claim, *, ended: bool = False) -> None:
         """Let go of the item once its run's writes are in (queued behind them, in order)."""
