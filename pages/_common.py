@@ -55,9 +55,11 @@ def _recording_store(db_path: str) -> Store | None:
 
 
 @st.cache_resource(show_spinner=False)
-def _job_manager(db_path: str, person: str | None) -> JobManager:
+def _job_manager(db_path: str, person: str | None, name: str | None) -> JobManager:
     store = _recording_store(db_path)
-    return JobManager(recording_runner(store.seen_by(person))) if store is not None else JobManager()
+    if store is None:
+        return JobManager()
+    return JobManager(recording_runner(store.seen_by(person, name=name)))
 
 
 def job_manager() -> JobManager:
@@ -69,7 +71,7 @@ def job_manager() -> JobManager:
     """
     from core.services.store import default_db_path
 
-    return _job_manager(str(default_db_path()), people.viewer())
+    return _job_manager(str(default_db_path()), people.viewer(), people.viewer_name())
 
 
 def demo_rate() -> float:

@@ -60,7 +60,7 @@ def _open_store(path: str) -> Store:
 def history() -> Store:
     """The run history of this process (``$CONTINUUM_DB`` or the user data directory), as the
     signed-in person sees it (:func:`pages._people.viewer`; without sign-in, all of it)."""
-    return _open_store(str(default_db_path())).seen_by(people.viewer())
+    return _open_store(str(default_db_path())).seen_by(people.viewer(), name=people.viewer_name())
 
 
 def history_or_stop() -> Store:

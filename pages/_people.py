@@ -35,6 +35,13 @@ def signed_in() -> str | None:
     return people.person_id(_claims())
 
 
+def viewer_name() -> str | None:
+    """What the signed-in person is called (:func:`core.services.people.display_name`), kept with
+    the runs and batches they start; None on a server without sign-in or before sign-in."""
+    claims = _claims() if sign_in_on() else {}
+    return people.display_name(claims) if people.person_id(claims) else None
+
+
 def viewer() -> str | None:
     """Whose history this session sees: None (all of it) on a server without sign-in; with
     sign-in, the signed-in person, and a session nobody signed in to sees nothing (the page stops)."""
@@ -99,7 +106,8 @@ def sharing(store: Store, summary: RunSummary) -> None:
     elif summary.person is None:
         st.caption("A run of the team (started from the command line or the endpoint).")
     else:
-        st.caption("Shared with the team by the person who started it.")
+        who = inert(summary.person_name) if summary.person_name else "the person who started it"
+        st.caption(f"Shared with the team by {who}.")
 
 
 def _share(store: Store, run_id: str) -> None:

@@ -29,9 +29,13 @@ LINES = 3  # a wrapped row's lines
 HEIGHT_PX = 440  # the table's most height; more rows scroll inside it
 # A column that may wrap: at most this wide (its values take up to LINES lines).
 WRAP_AT_PX = {"Model": 110, "Status": 90}
+# A column that wraps at its spaces only when the Run column would be narrower than RUN_MIN_PX.
+WRAP_WHEN_TIGHT = ("Owner",)
 
 COLUMN_HELP = {
     "Run": "The title, else the prompt",
+    "Owner": "Whose run: you; the name of the person who shared it with the team; "
+    "team: a run of nobody's (the command line or the endpoint)",
     "Thread": "Runs of one conversation: a follow-up asks the next question after an answer",
     "Status": "Why a finished run stopped (finished, max rounds, repetition…), else interrupted, "
     "cancelled, error or running. Interrupted: the process writing it stopped; resume it.",
@@ -73,22 +77,36 @@ def source_text(source: str) -> str:
     return "API" if source == "api" else source
 
 
+def owner_text(summary: RunSummary, you: str | None) -> str:
+    """Whose run it is, as the Owner column says it: "you", the name of the person who shared
+    it, or "team" for a run of nobody (the command line, the endpoint)."""
+    if summary.person is None:
+        return "team"
+    if summary.person == you:
+        return "you"
+    return summary.person_name or "someone"
+
+
 def date_text(moment: datetime) -> str:
     """A date as the grid shows it (``DATE_FORMAT``): "Dec 6, 10:06"."""
     return f"{moment:%b} {moment.day}, {moment:%H:%M}"
 
 
-def runs_frame(runs: list[RunSummary], threads: dict[str, list[str]] | None = None) -> pd.DataFrame:
+def runs_frame(
+    runs: list[RunSummary], threads: dict[str, list[str]] | None = None, you: str | None = None
+) -> pd.DataFrame:
     """The rows of the Runs table (the run ids stay out of sight, in the same order);
     ``threads``: :meth:`Store.threads` of the runs' threads, for the Thread column, shown
     only when a run in the list is in a thread; the Source column only when one came from the
-    endpoint. The provider is in the filters and the opened run, not in a column: the width
+    endpoint; the Owner column only for a signed-in person, ``you`` (None: no sign-in, no
+    column). The provider is in the filters and the opened run, not in a column: the width
     goes to the title."""
     places = [thread_place(s, threads or {}) for s in runs]
     sources = [source_text(s.source) for s in runs]
     columns: dict[str, list[Any]] = {
         "Date": [datetime.fromtimestamp(s.created_at) for s in runs],
         "Run": [s.display_title or "(no prompt)" for s in runs],
+        "Owner": [owner_text(s, you) for s in runs],
         "Thread": places,
         "Source": sources,
         "Model": [s.model for s in runs],
@@ -98,6 +116,8 @@ def runs_frame(runs: list[RunSummary], threads: dict[str, list[str]] | None = No
         "Tokens": [tokens_text(s.completion_tokens, s.tokens_estimated) for s in runs],
         "Cost": [money(s.cost) for s in runs],
     }
+    if you is None:
+        del columns["Owner"]
     if not any(places):
         del columns["Thread"]
     if not any(sources):
@@ -113,22 +133,29 @@ def shown(frame: pd.DataFrame, column: str) -> list[str]:
     return [str(v) for v in values]
 
 
-def _width(frame: pd.DataFrame, column: str) -> int:
+def _width(frame: pd.DataFrame, column: str, tight: bool = False) -> int:
     """The narrowest width that shows the header on one line and each value in at most LINES
-    lines: the widest value's, or ``WRAP_AT_PX`` for a column that may wrap."""
+    lines: the widest value's, or ``WRAP_AT_PX`` for a column that may wrap; ``tight``: the
+    widest word's (values wrap at their spaces)."""
     values = shown(frame, column)
     header = grid.cell_px(column)
     one_line = max([header, *(grid.cell_px(v) for v in values)])
-    width = max(header, min(one_line, WRAP_AT_PX.get(column, one_line)))
+    wrap_at = max([0, *(grid.cell_px(w) for v in values for w in v.split())]) if tight else one_line
+    width = max(header, min(one_line, WRAP_AT_PX.get(column, wrap_at)))
     while any(len(grid.wrapped(v, width)) > LINES for v in values):
         width += 10
     return width
 
 
-def runs_table(runs: list[RunSummary], threads: dict[str, list[str]] | None = None) -> RunsTable:
-    """The Runs table of ``runs``, laid out for a 1280-px window."""
-    frame = runs_frame(runs, threads)
+def runs_table(
+    runs: list[RunSummary], threads: dict[str, list[str]] | None = None, you: str | None = None
+) -> RunsTable:
+    """The Runs table of ``runs``, laid out for a 1280-px window (``you``: see :func:`runs_frame`)."""
+    frame = runs_frame(runs, threads, you)
     widths = {c: _width(frame, c) for c in frame.columns if c != "Run"}
+    for column in (c for c in WRAP_WHEN_TIGHT if c in widths):
+        if WIDTH_PX - sum(widths.values()) < RUN_MIN_PX:
+            widths[column] = _width(frame, column, tight=True)
     run_px = max(RUN_MIN_PX, WIDTH_PX - sum(widths.values()))
     frame["Run"] = [grid.shortened(title, run_px, LINES) for title in frame["Run"]]
     widths["Run"] = run_px

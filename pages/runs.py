@@ -124,8 +124,9 @@ def filters(facets: dict[str, list[str]]) -> RunFilters:
 
 def run_table(runs: list[RunSummary]) -> None:
     st.session_state["runs_ids"] = [s.id for s in runs]
-    threads = history.history().threads(s.thread_id for s in runs if s.thread_id)
-    table = runs_table(runs, threads)
+    store = history.history()
+    threads = store.threads(s.thread_id for s in runs if s.thread_id)
+    table = runs_table(runs, threads, you=store.viewer)  # signed in: an Owner column
     st.dataframe(
         table.frame,
         hide_index=True,

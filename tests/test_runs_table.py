@@ -14,7 +14,7 @@ import pytest
 
 from core.services.store import RunSummary
 from pages import _grid as grid
-from pages._runs_table import LINES, WIDTH_PX, runs_table, shown
+from pages._runs_table import LINES, RUN_MIN_PX, WIDTH_PX, runs_table, shown
 
 PRESS = "Write about 1500 tokens on the history of the printing press, with headings."
 NOW = time.mktime((2026, 12, 16, 23, 58, 0, 0, 0, -1))
@@ -114,3 +114,27 @@ def test_the_source_column_shows_only_when_a_run_came_from_the_endpoint(from_api
     if from_api:
         assert list(table.frame["Source"]) == ["API", ""]
         assert sum(table.widths.values()) <= WIDTH_PX  # still fits a 1280-px window
+
+
+def test_a_signed_in_person_sees_whose_each_run_is_in_an_owner_column():
+    runs = [
+        summary(person="idp|bob"),
+        summary(person="idp|alice", person_name="Alice Martin", shared=True),
+        summary(person=None),
+        *(history()[i] for i in (0, 2, 3)),  # the demo's runs (wider data scrolls sideways)
+    ]
+    assert "Owner" not in runs_table(runs).frame.columns  # no sign-in: no column
+    table = runs_table(runs, you="idp|bob")
+    assert list(table.frame["Owner"])[:3] == ["you", "Alice Martin", "team"]
+    assert sum(table.widths.values()) <= WIDTH_PX and table.widths["Run"] >= RUN_MIN_PX
+    for column, width in table.widths.items():  # a name wraps at its spaces, never inside a word
+        assert all(len(grid.wrapped(v, width)) <= LINES for v in shown(table.frame, column)), column
+    assert grid.wrapped("Alice Martin", table.widths["Owner"]) in (["Alice Martin"], ["Alice", "Martin"])
+
+
+def test_the_owner_column_keeps_a_name_on_one_line_when_there_is_room():
+    runs = [summary("Short.", person="idp|alice", person_name="Alice Martin", shared=True)]
+    table = runs_table(runs, you="idp|bob")
+    assert table.row_height is None and grid.wrapped("Alice Martin", table.widths["Owner"]) == [
+        "Alice Martin"
+    ]

@@ -128,3 +128,18 @@ def test_a_view_of_a_view_sees_as_its_own_viewer(store: Store) -> None:
     alice = store.seen_by(ALICE)
     run_id = alice.save(finished("one connection"))
     assert store.seen_by(None).exists(run_id) and alice.seen_by(BOB).viewer == BOB
+
+
+def test_a_persons_name_is_kept_with_the_runs_and_batches_they_start(store: Store) -> None:
+    alice = store.seen_by(ALICE, name="Alice Martin")
+    saved, live = alice.save(finished("named")), alice.create_run(spec("named live"))
+    alice.share(saved, True)
+    bob = store.seen_by(BOB, name="Bob Chen")
+    assert {(r.id, r.person_name) for r in bob.list_runs()} == {(saved, "Alice Martin")}
+    assert store.summary(live).person_name == "Alice Martin"
+    batch_id = Batches(alice).create([{"id": "1", "prompt": "p"}], settings={}, title="named")
+    item = store.create_run(spec("an item"), batch_id=batch_id)  # a worker with no viewer: the batch's
+    assert store.summary(item).person_name == "Alice Martin"
+    assert bob.summary(bob.create_run(spec("bob's"), batch_id=batch_id)).person_name == "Bob Chen"
+    anon = store.seen_by(None, name="Alice Martin").save(finished("nobody's"))  # no person, no name
+    assert store.summary(anon).person_name is None and store.seen_by(ALICE).viewer_name is None

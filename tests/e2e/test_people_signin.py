@@ -133,6 +133,14 @@ def runs_page(page, team: Team, rows: int) -> str:
     return table.inner_text()
 
 
+def owner_of(page, marker: str) -> str:
+    """The Owner cell of the Runs table's row whose run holds ``marker`` (see :func:`runs_page`)."""
+    table = page.get_by_test_id("stDataFrame").locator("table[role=grid]")
+    header = table.locator("tr").first.locator("th, td").all_inner_texts()
+    row = table.locator("tr", has_text=marker).locator("th, td").all_inner_texts()
+    return row[header.index("Owner")].strip()
+
+
 def shows_nothing_of(page, marker: str) -> None:
     idle(page)
     assert marker not in page.content()
@@ -168,6 +176,8 @@ def test_two_people_see_their_own_runs_and_the_shared_one_only(browser, team: Te
     shot(alice, "people-alice-runs")
     seen_by_bob = runs_page(bob, team, rows=2)
     assert BOB_PRIVATE in seen_by_bob and ALICE_SHARED in seen_by_bob and ALICE_PRIVATE not in seen_by_bob
+    owners = {marker: owner_of(bob, marker) for marker in (ALICE_SHARED, BOB_PRIVATE)}
+    assert owners == {ALICE_SHARED: "Alice Martin", BOB_PRIVATE: "you"}  # the Owner column
     shot(bob, "people-bob-runs")
 
     bob.goto(f"{team.url}/runs?id={private_a}")  # by URL: not found, and none of its text
@@ -178,7 +188,7 @@ def test_two_people_see_their_own_runs_and_the_shared_one_only(browser, team: Te
     expect(bob.get_by_text("The run asked for is not in your history")).to_be_visible()  # said, not hidden
     shows_nothing_of(bob, ALICE_PRIVATE)
     bob.goto(f"{team.url}/runs?id={shared_a}")  # the shared run: Bob reads it, cannot change it
-    expect(bob.get_by_test_id("stMain")).to_contain_text("Shared with the team by the person who started it")
+    expect(bob.get_by_test_id("stMain")).to_contain_text("Shared with the team by Alice Martin.")
     expect(bob.get_by_role("button", name="Delete")).to_be_disabled()
     shot(bob, "people-bob-reads-the-shared-run", full_page=False)
     alice.goto(f"{team.url}/runs?id={private_b}")

@@ -102,7 +102,7 @@ class Batches:
         with self.store._write() as conn:
             conn.execute(
                 "INSERT INTO batches (id, created_at, updated_at, title, source, source_sha256, concurrency,"
-                " settings_json, person) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " settings_json, person, person_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     batch_id,
                     now,
@@ -113,6 +113,7 @@ class Batches:
                     int(concurrency),
                     dumps(clean_spec_dict(settings)),
                     self.store.viewer,  # the batch, and so its items' runs, belong to the viewer
+                    self.store.viewer_name,
                 ),
             )
             conn.executemany(

@@ -168,10 +168,14 @@ CREATE INDEX batch_items_open ON batch_items (batch_id, position) WHERE ended = 
 # People (issue #14): a run and a batch belong to the person who started them (``person``: the
 # identity provider's issuer and subject, see core.services.people; NULL: nobody — the command
 # line, the endpoint, or a server without sign-in), and a run can be shared with the team.
+# ``person_name``: what the person was called when they started it (their ID token's name, see
+# core.services.people.display_name), so the team reads who shared a run; never an address or a token.
 OWNERS = """
 ALTER TABLE runs ADD COLUMN person TEXT;
 ALTER TABLE runs ADD COLUMN shared INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN person_name TEXT;
 ALTER TABLE batches ADD COLUMN person TEXT;
+ALTER TABLE batches ADD COLUMN person_name TEXT;
 CREATE INDEX runs_by_person ON runs (person, created_at DESC);
 """
 

@@ -150,6 +150,7 @@ class RunSummary:
     source: str = ""  # where the run came from: "" (the app, the CLI, a batch) or "api" (core.serve)
     person: str | None = None  # who started it (None: nobody — the CLI, the endpoint, no sign-in)
     shared: bool = False  # shared with the team by its person
+    person_name: str | None = None  # what its person was called when they started it (None: unknown)
 
     @property
     def display_title(self) -> str:
@@ -188,6 +189,7 @@ class RunSummary:
             source=row["source"],
             person=row["person"],
             shared=bool(row["shared"]),
+            person_name=row["person_name"],
         )
 
 
@@ -195,7 +197,7 @@ SUMMARY_COLUMNS = (
     f"id, title, substr(prompt, 1, {PROMPT_PREVIEW_CHARS}) AS prompt_preview, provider, base_url, model,"
     " strategy, status, stop_reason, created_at, updated_at, started_at, finished_at, rounds,"
     " prompt_tokens_billed, completion_tokens, tokens_estimated, cost, characters, error_json, batch_id,"
-    " thread_id, parent_id, source, person, shared"
+    " thread_id, parent_id, source, person, shared, person_name"
 )
 
 

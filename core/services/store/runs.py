@@ -57,9 +57,10 @@ class Store(Liveness):
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO runs (id, created_at, updated_at, started_at, status, batch_id,"
-                " owner_host, owner_pid, owner_started, heartbeat_at, spec_json, person)"
+                " owner_host, owner_pid, owner_started, heartbeat_at, spec_json, person, person_name)"
                 " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, '{}',"
-                " coalesce(?, (SELECT person FROM batches WHERE id = ?)))",
+                " coalesce(?, (SELECT person FROM batches WHERE id = ?)),"
+                " coalesce(?, (SELECT person_name FROM batches WHERE id = ?)))",
                 (
                     run_id,
                     now,
@@ -72,6 +73,8 @@ class Store(Liveness):
                     now,
                     self.viewer,
                     batch_id,
+                    self.viewer_name,
+                    None if self.viewer else batch_id,  # the viewer's run: the viewer's name only
                 ),
             )
             self._set_spec(conn, run_id, spec)
@@ -197,9 +200,9 @@ class Store(Liveness):
         now = time.time()
         with self._write() as conn:
             conn.execute(
-                "INSERT INTO runs (id, created_at, updated_at, started_at, spec_json, person)"
-                " VALUES (?, ?, ?, ?, '{}', ?) ON CONFLICT (id) DO NOTHING",
-                (run_id, now, now, result.started_at, self.viewer),
+                "INSERT INTO runs (id, created_at, updated_at, started_at, spec_json, person, person_name)"
+                " VALUES (?, ?, ?, ?, '{}', ?, ?) ON CONFLICT (id) DO NOTHING",
+                (run_id, now, now, result.started_at, self.viewer, self.viewer_name),
             )
             self._changing(conn, run_id)
             conn.execute("DELETE FROM rounds WHERE run_id = ?", (run_id,))

@@ -8,7 +8,7 @@
 A view shares its store's connection and lock (nothing is opened), and every read of it keeps
 to what its person sees (:func:`~.query.seen_runs`: their own runs, runs shared with the team,
 runs of nobody), every change to what they own (:func:`~.query.changeable`), and every run or
-batch it creates is theirs. A run of a batch belongs to the batch's person. The SQL of it lives
+batch it creates is theirs, with their name. A run of a batch belongs to the batch's person. The SQL of it lives
 in :mod:`.query`, once.
 """
 
@@ -27,13 +27,17 @@ class Viewers(Database):
     """The viewer of a store (see the module docstring); None: the administrator, every run."""
 
     viewer: str | None = None
+    viewer_name: str | None = None  # what the viewer is called, stored with the runs they start
     _viewed: Database | None = None  # the store a view looks through (None: this is the store)
 
-    def seen_by(self, viewer: str | None) -> Self:
-        """This history as ``viewer`` sees it (None: everything). Cheap: share the connection.
-        A view is never closed (closing belongs to the store it looks through)."""
+    def seen_by(self, viewer: str | None, *, name: str | None = None) -> Self:
+        """This history as ``viewer`` sees it (None: everything); ``name``: what they are called on
+        screen (:func:`core.services.people.display_name`), kept with every run or batch the view
+        creates so the team reads who shared a run. Cheap: share the connection. A view is never
+        closed (closing belongs to the store it looks through)."""
         view = copy.copy(self)
         view.viewer = viewer or None
+        view.viewer_name = ((name or "").strip() or None) if view.viewer else None
         view._viewed = self._viewed or self
         view._conn = None  # every query goes through the store's own connection (:meth:`_db`)
         return view
