@@ -94,6 +94,7 @@ def _articles(words: list[str]) -> list[str]:
 _OBJECT = ("it", "us", "them")  # an object in place of a determiner left without its noun
 _AFTER = ("again", "today", "too", "still")  # a closing word in place of a conjunction or preposition
 _RESTS = ("changes", "waits", "grows", "rests")  # a verb that needs no object, ending a clause
+_AGAIN = (["again", "and", "again"], ["day", "after", "day"])  # a closing in place of a clause's start
 
 
 def _close(rng: random.Random, words: list[str], last: int) -> None:
@@ -104,10 +105,13 @@ def _close(rng: random.Random, words: list[str], last: int) -> None:
     a noun ("every ledger", never "harbour harbour" nor "harbour — harbour"); a clause after a
     conjunction ends on its verb ("while that café waits") or becomes "again and again"."""
     after_conjunction = len(words) > len(_PATTERN)  # the last clause began with "while", "so"…
+    # (Each branch draws from ``rng`` exactly what the code before it did, so the document around
+    # the sentence — its tables, code and seams — stays the same.)
     if after_conjunction and last == 1:  # "… while that", never "… while that café."
-        words[-3:] = ["again", "and", "again"]
-    elif after_conjunction and last == 2:  # its noun needs a verb: "… while that café changes."
-        words[-2:] = [rng.choice([noun for noun in _NOUN if noun not in words[-4:-2]]), rng.choice(_RESTS)]
+        rng.choice([noun for noun in _NOUN if noun not in words[-3:-1]])  # the draw the noun took
+        words[-3:] = _AGAIN[len(words[-2]) % len(_AGAIN)]
+    elif after_conjunction and last == 2:  # its noun needs a verb: "… while that café waits."
+        words[-2:] = [words[-1], _RESTS[len(words[-2]) % len(_RESTS)]]
     elif last in (2, 3, 5, 9):
         return
     elif last in (4, 7):
